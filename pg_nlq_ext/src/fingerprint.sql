@@ -1,0 +1,86 @@
+-- nlq_schema_fingerprint(): a hash that changes whenever anything nlq_schema_snapshot() shows
+-- about the structure of the schema may have changed, and stays put otherwise.
+--
+-- Every catalog row the snapshot is built from carries the id of the transaction that last
+-- wrote it (xmin); DDL, COMMENT, GRANT/REVOKE and role membership changes all write catalog
+-- rows, while ANALYZE, VACUUM (including FREEZE: the raw xmin is kept) and DML do not, or do so
+-- in place. So the set of (row, xmin) pairs of those catalogs, for user schemas, identifies the
+-- schema state without reading any of its content. A change rolled back leaves it as it was.
+-- One limit: a transaction that updates a catalog row it created itself (CREATE TABLE then
+-- GRANT, before COMMIT) writes a version with the same xmin, so only its own later reads of the
+-- fingerprint miss that second change; other sessions never saw the first state. Statistics, row estimates and sizes are
+-- deliberately not part of it: they drift all the time and a client should not reload for them.
+--
+-- Each catalog is folded with count(*) and an order-independent xor of 64-bit hashes of the
+-- row's identity seeded with its xmin, so no sort and no text is needed; the folds, the caller's identity and the snapshot format go into sha256.
+--
+-- $1 text  snapshot format version
+WITH
+nsp AS MATERIALIZED (
+    SELECT n.oid, n.xmin FROM pg_catalog.pg_namespace n
+    WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+),
+cls AS MATERIALIZED (
+    SELECT c.oid, c.xmin, c.relkind FROM pg_catalog.pg_class c JOIN nsp ON nsp.oid = c.relnamespace
+),
+typ AS MATERIALIZED (
+    SELECT t.oid, t.xmin FROM pg_catalog.pg_type t JOIN nsp ON nsp.oid = t.typnamespace
+),
+folds(part, n, h) AS (
+    SELECT 'namespace', count(*), bit_xor(hashint8extended(oid::int8, xmin::text::int8)) FROM nsp
+    UNION ALL
+    SELECT 'class', count(*), bit_xor(hashint8extended(oid::int8, xmin::text::int8)) FROM cls
+    UNION ALL
+    SELECT 'type', count(*), bit_xor(hashint8extended(oid::int8, xmin::text::int8)) FROM typ
+    UNION ALL
+    SELECT 'attribute', count(*),
+           bit_xor(hashint8extended(a.attrelid::int8 * 65536 + a.attnum, a.xmin::text::int8))
+    FROM pg_catalog.pg_attribute a
+    WHERE a.attnum > 0
+      AND a.attrelid IN (SELECT oid FROM cls WHERE relkind IN ('r', 'p', 'v', 'm', 'f', 'c'))
+    UNION ALL
+    SELECT 'attrdef', count(*), bit_xor(hashint8extended(d.oid::int8, d.xmin::text::int8))
+    FROM pg_catalog.pg_attrdef d JOIN cls ON cls.oid = d.adrelid
+    UNION ALL
+    SELECT 'constraint', count(*), bit_xor(hashint8extended(k.oid::int8, k.xmin::text::int8))
+    FROM pg_catalog.pg_constraint k JOIN nsp ON nsp.oid = k.connamespace
+    UNION ALL
+    SELECT 'index', count(*), bit_xor(hashint8extended(i.indexrelid::int8, i.xmin::text::int8))
+    FROM pg_catalog.pg_index i JOIN cls ON cls.oid = i.indrelid
+    UNION ALL
+    SELECT 'inherits', count(*),
+           bit_xor(hashint8extended(h.inhrelid::int8 << 32 | h.inhparent::int8, h.xmin::text::int8))
+    FROM pg_catalog.pg_inherits h JOIN cls ON cls.oid = h.inhrelid
+    UNION ALL
+    SELECT 'rewrite', count(*), bit_xor(hashint8extended(r.oid::int8, r.xmin::text::int8))
+    FROM pg_catalog.pg_rewrite r JOIN cls ON cls.oid = r.ev_class
+    UNION ALL
+    SELECT 'enum', count(*), bit_xor(hashint8extended(e.oid::int8, e.xmin::text::int8))
+    FROM pg_catalog.pg_enum e JOIN typ ON typ.oid = e.enumtypid
+    UNION ALL
+    SELECT 'foreign_table', count(*), bit_xor(hashint8extended(f.ftrelid::int8, f.xmin::text::int8))
+    FROM pg_catalog.pg_foreign_table f JOIN cls ON cls.oid = f.ftrelid
+    UNION ALL
+    SELECT 'description', count(*),
+           bit_xor(hashint8extended((d.objoid::int8 << 32 | d.classoid::int8) # d.objsubid,
+                                    d.xmin::text::int8))
+    FROM pg_catalog.pg_description d
+    WHERE d.objoid >= 16384
+      AND d.classoid IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_namespace'::regclass,
+                         'pg_catalog.pg_type'::regclass, 'pg_catalog.pg_constraint'::regclass)
+    UNION ALL
+    SELECT 'auth_members', count(*),
+           bit_xor(hashint8extended(m.roleid::int8 << 32 | m.member::int8, m.xmin::text::int8))
+    FROM pg_catalog.pg_auth_members m
+    UNION ALL
+    SELECT 'extension', count(*), bit_xor(hashint8extended(e.oid::int8, e.xmin::text::int8))
+    FROM pg_catalog.pg_extension e
+)
+SELECT encode(sha256(convert_to(
+           concat_ws('|', $1::text, current_user,
+                     (SELECT r.rolsuper::text || r.rolbypassrls::text
+                      FROM pg_catalog.pg_roles r WHERE r.rolname = current_user),
+                     (SELECT string_agg(part || '=' || n || ':' || COALESCE(h, 0), ','
+                                        ORDER BY part)
+                      FROM folds)),
+           'UTF8')), 'hex')
