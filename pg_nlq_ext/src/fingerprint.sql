@@ -2,17 +2,22 @@
 -- about the structure of the schema may have changed, and stays put otherwise.
 --
 -- Every catalog row the snapshot is built from carries the id of the transaction that last
--- wrote it (xmin); DDL, COMMENT, GRANT/REVOKE and role membership changes all write catalog
--- rows, while ANALYZE, VACUUM (including FREEZE: the raw xmin is kept) and DML do not, or do so
--- in place. So the set of (row, xmin) pairs of those catalogs, for user schemas, identifies the
--- schema state without reading any of its content. A change rolled back leaves it as it was.
--- One limit: a transaction that updates a catalog row it created itself (CREATE TABLE then
--- GRANT, before COMMIT) writes a version with the same xmin, so only its own later reads of the
--- fingerprint miss that second change; other sessions never saw the first state. Statistics, row estimates and sizes are
--- deliberately not part of it: they drift all the time and a client should not reload for them.
+-- wrote it (xmin). DDL, COMMENT, GRANT/REVOKE and role membership changes write new row
+-- versions; ANALYZE and VACUUM update pg_class in place and DML writes no catalog row, and the
+-- raw xmin survives VACUUM FREEZE. So the set of (row, xmin) pairs of those catalogs, for user
+-- schemas, identifies the schema state without reading any of its content; a change rolled back
+-- leaves it as it was. Statistics, row estimates and sizes are deliberately not part of it:
+-- they drift all the time and a client should not reload for them.
+--
+-- Known limits: TRUNCATE, VACUUM FULL and CLUSTER give a table a new file and so a new pg_class
+-- row version: the fingerprint changes although the snapshot does not (one needless reload).
+-- A transaction that changes a catalog row it created itself (CREATE TABLE then GRANT, before
+-- COMMIT) writes a version with the same xmin, so its own later reads miss the second change;
+-- other sessions never saw the first state.
 --
 -- Each catalog is folded with count(*) and an order-independent xor of 64-bit hashes of the
--- row's identity seeded with its xmin, so no sort and no text is needed; the folds, the caller's identity and the snapshot format go into sha256.
+-- row's identity seeded with its xmin (no sort, no text); the folds, the caller's identity and
+-- the snapshot format go into sha256.
 --
 -- $1 text  snapshot format version
 WITH
@@ -65,13 +70,21 @@ folds(part, n, h) AS (
            bit_xor(hashint8extended((d.objoid::int8 << 32 | d.classoid::int8) # d.objsubid,
                                     d.xmin::text::int8))
     FROM pg_catalog.pg_description d
-    WHERE d.objoid >= 16384
-      AND d.classoid IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_namespace'::regclass,
-                         'pg_catalog.pg_type'::regclass, 'pg_catalog.pg_constraint'::regclass)
+    WHERE (d.objoid >= 16384
+           AND d.classoid IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_type'::regclass,
+                              'pg_catalog.pg_constraint'::regclass))
+       OR (d.classoid = 'pg_catalog.pg_namespace'::regclass AND d.objoid IN (SELECT oid FROM nsp))
     UNION ALL
     SELECT 'auth_members', count(*),
            bit_xor(hashint8extended(m.roleid::int8 << 32 | m.member::int8, m.xmin::text::int8))
     FROM pg_catalog.pg_auth_members m
+    UNION ALL
+    -- user functions: a rename shows in the views, defaults and checks that call them
+    SELECT 'function', count(*), bit_xor(hashint8extended(p.oid::int8, p.xmin::text::int8))
+    FROM pg_catalog.pg_proc p WHERE p.oid >= 16384
+    UNION ALL
+    SELECT 'foreign_server', count(*), bit_xor(hashint8extended(s.oid::int8, s.xmin::text::int8))
+    FROM pg_catalog.pg_foreign_server s
     UNION ALL
     SELECT 'extension', count(*), bit_xor(hashint8extended(e.oid::int8, e.xmin::text::int8))
     FROM pg_catalog.pg_extension e

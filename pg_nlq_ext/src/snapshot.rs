@@ -126,3 +126,127 @@ fn internal_error(detail: &str) -> ! {
     }
     .raise()
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+    use pgrx::JsonB;
+    use serde_json::Value;
+
+    fn snapshot_of(schema: &str) -> Value {
+        let doc = Spi::get_one_with_args::<JsonB>(
+            "SELECT nlq_schema_snapshot(ARRAY[$1])",
+            &[schema.into()],
+        )
+        .unwrap()
+        .unwrap();
+        doc.0
+    }
+
+    fn relation<'a>(doc: &'a Value, name: &str) -> &'a Value {
+        doc["relations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("relation {name} missing from {doc}"))
+    }
+
+    #[pg_test]
+    fn snapshot_describes_a_table_created_in_the_same_transaction() {
+        Spi::run(
+            "CREATE SCHEMA t1;
+             CREATE TABLE t1.items (id int PRIMARY KEY, label text NOT NULL DEFAULT 'x');
+             COMMENT ON COLUMN t1.items.label IS 'shown to people'",
+        )
+        .unwrap();
+        let doc = snapshot_of("t1");
+        assert_eq!(doc["format_version"], 1);
+        assert_eq!(doc["schemas"][0]["name"], "t1");
+        let items = relation(&doc, "items");
+        assert_eq!(items["kind"], "table");
+        assert_eq!(items["primary_key"]["columns"], serde_json::json!(["id"]));
+        let label = &items["columns"][1];
+        assert_eq!(label["name"], "label");
+        assert_eq!(label["nullable"], false);
+        assert_eq!(label["default"], "'x'::text");
+        assert_eq!(label["comment"], "shown to people");
+    }
+
+    #[pg_test]
+    fn snapshot_never_assigns_a_transaction_id() {
+        // A hot standby cannot assign one, so the snapshot must not need one. Ask through a
+        // read-only select: pgrx's Spi::get_one would assign one itself.
+        let seen = Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT nlq_schema_snapshot() IS NOT NULL, \
+                            pg_current_xact_id_if_assigned() IS NULL",
+                    None,
+                    &[],
+                )
+                .unwrap()
+                .first()
+                .get_two::<bool, bool>()
+                .unwrap()
+        });
+        assert_eq!(seen, (Some(true), Some(true)));
+    }
+
+    #[pg_test]
+    fn fingerprint_sees_a_new_table_inside_the_transaction() {
+        let before = Spi::get_one::<String>("SELECT nlq_schema_fingerprint()").unwrap();
+        Spi::run("CREATE TABLE fp_new (id int)").unwrap();
+        let after = Spi::get_one::<String>("SELECT nlq_schema_fingerprint()").unwrap();
+        assert_ne!(before, after);
+        let again = Spi::get_one::<String>("SELECT nlq_schema_fingerprint()").unwrap();
+        assert_eq!(after, again);
+        assert_eq!(after.as_deref().map(str::len), Some(64));
+    }
+
+    #[pg_test]
+    fn column_privileges_decide_what_a_role_sees() {
+        Spi::run(
+            "CREATE ROLE nlq_pgtest_reader;
+             CREATE SCHEMA t2;
+             CREATE TABLE t2.people (id int PRIMARY KEY, name text, salary numeric);
+             CREATE INDEX people_salary ON t2.people (salary);
+             CREATE TABLE t2.hidden (id int);
+             GRANT USAGE ON SCHEMA t2 TO nlq_pgtest_reader;
+             GRANT SELECT (id, name) ON t2.people TO nlq_pgtest_reader;
+             SET LOCAL ROLE nlq_pgtest_reader",
+        )
+        .unwrap();
+        let doc = snapshot_of("t2");
+        Spi::run("RESET ROLE").unwrap();
+        let relations = doc["relations"].as_array().unwrap();
+        assert_eq!(relations.len(), 1, "only people is visible: {doc}");
+        let people = &relations[0];
+        let names: Vec<&str> = people["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["id", "name"]);
+        let indexes: Vec<&str> = people["indexes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(indexes, ["people_pkey"]);
+        assert_eq!(doc["role"], "nlq_pgtest_reader");
+    }
+
+    #[pg_test(error = "include_stats must not be NULL")]
+    fn null_include_stats_is_an_error() {
+        Spi::run("SELECT nlq_schema_snapshot(NULL, NULL)").unwrap();
+    }
+
+    #[pg_test(error = "schema does not exist: \"No Such\"")]
+    fn unknown_schema_is_an_error_naming_it() {
+        Spi::run("SELECT nlq_schema_snapshot(ARRAY['No Such'])").unwrap();
+    }
+}

@@ -5,9 +5,10 @@
 -- privileges: a schema needs USAGE, a relation SELECT on the table or on one of its columns,
 -- a column SELECT on it (table-level SELECT covers every column). A constraint or index is
 -- shown only when every column it mentions is visible, a foreign key only when its target is.
+-- Partitions are folded under the partitioned table at the root of their tree.
 --
 -- $1 text[]  only these schemas (NULL: all)
--- $2 bool    include per-column statistics from pg_stats
+-- $2 bool    include per-column statistics (read by _nlq_column_stats(), see stats.rs)
 -- $3 int     most common values kept per column
 -- $4 int     longest most-common value kept (characters)
 -- $5 text    fingerprint of the schema state (nlq_schema_fingerprint())
@@ -170,7 +171,12 @@ cons AS (
     FROM con k
     LEFT JOIN con_cols cc ON cc.oid = k.oid
     LEFT JOIN con_refcols rc ON rc.oid = k.oid
-    LEFT JOIN rel fr ON fr.oid = k.confrelid
+    -- the target of a foreign key may lie outside the schemas asked for: it is shown when the
+    -- caller can use its schema and read the referenced columns
+    LEFT JOIN (SELECT fc.oid, fc.relname, fn.nspname
+               FROM pg_catalog.pg_class fc
+               JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
+               WHERE pg_catalog.has_schema_privilege(fn.oid, 'USAGE')) fr ON fr.oid = k.confrelid
     LEFT JOIN pg_catalog.pg_description d ON d.classoid = 'pg_catalog.pg_constraint'::regclass AND d.objoid = k.oid
     WHERE COALESCE(cc.visible, true)
       AND (k.contype <> 'f' OR (fr.oid IS NOT NULL AND COALESCE(rc.visible, false)))
@@ -343,7 +349,6 @@ ranges AS (
     SELECT jsonb_agg(jsonb_build_object(
                'schema', t.nspname, 'name', t.typname,
                'subtype', pg_catalog.format_type(rg.rngsubtype, NULL),
-               'multirange', pg_catalog.format_type(rg.rngmultitypid, NULL),
                'comment', t.description
            ) ORDER BY t.nspname, t.typname) AS j
     FROM typ t JOIN pg_catalog.pg_range rg ON rg.rngtypid = t.oid

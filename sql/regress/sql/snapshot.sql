@@ -84,6 +84,11 @@ CREATE FUNCTION pg_temp.masked(doc jsonb) RETURNS text LANGUAGE sql AS $$
 $$;
 -- the whole document, restricted to the two schemas of this test
 SELECT pg_temp.masked(nlq_schema_snapshot(ARRAY['shop', 'ops']));
+-- a foreign key to a table outside the schemas asked for is still shown
+CREATE TABLE ops.returns (id int PRIMARY KEY, sku text REFERENCES shop.products (sku));
+SELECT jsonb_pretty(r->'foreign_keys') AS foreign_keys
+FROM jsonb_array_elements(nlq_schema_snapshot(ARRAY['ops'])->'relations') r
+WHERE r->>'name' = 'returns';
 -- statistics can be left out
 SELECT r->>'name' AS relation, c->>'name' AS column, c->'stats' AS stats
 FROM jsonb_array_elements(nlq_schema_snapshot(ARRAY['shop'], include_stats => false)->'relations') r,

@@ -47,6 +47,12 @@ COMMENT ON TABLE fp.t IS 'a table';
 SELECT pg_temp.step('comment on table');
 COMMENT ON COLUMN fp.t.v IS 'a value';
 SELECT pg_temp.step('comment on column');
+COMMENT ON SCHEMA public IS 'the public schema';
+SELECT pg_temp.step('comment on schema public');
+COMMENT ON SCHEMA public IS 'standard public schema';
+SELECT pg_temp.step('comment on schema public again');
+TRUNCATE fp.t;  -- a new file for the table: one needless change (documented)
+SELECT pg_temp.step('truncate');
 GRANT SELECT ON fp.t TO nlq_fp_group;
 SELECT pg_temp.step('grant');
 GRANT SELECT (v) ON fp.t TO nlq_fp_member;

@@ -1,0 +1,417 @@
+//! Where the bridge's settings come from: the database's connection string is taken from the
+//! command line (`--database`) or else from the environment (`NLQ_DATABASE_URL`).
+
+use std::time::Duration;
+
+use crate::error::{describe_pg_error, BridgeError};
+
+/// Environment variable holding the connection string when `--database` is not given.
+pub const DATABASE_ENV: &str = "NLQ_DATABASE_URL";
+
+/// How long to wait for a server when the connection string sets no `connect_timeout`.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the bridge shows itself in `pg_stat_activity` unless the connection string says otherwise.
+const APPLICATION_NAME: &str = "pg-nlq-bridge";
+
+/// A parsed connection string, and its redacted text for messages and logs.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    pg: tokio_postgres::Config,
+    redacted: String,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DatabaseConfig")
+            .field(&self.redacted)
+            .finish()
+    }
+}
+
+impl DatabaseConfig {
+    /// The connection string of `--database` when given (`flag`), else the value of
+    /// [`DATABASE_ENV`] (`env`, empty counts as unset).
+    pub fn resolve(flag: Option<String>, env: Option<String>) -> Result<Self, BridgeError> {
+        match (flag, env) {
+            (Some(dsn), _) => Self::parse(&dsn, "--database"),
+            (None, Some(dsn)) if !dsn.trim().is_empty() => Self::parse(&dsn, DATABASE_ENV),
+            (None, _) => Err(BridgeError::Config(format!(
+                "no database given: pass --database <conninfo-or-URL> or set {DATABASE_ENV}"
+            ))),
+        }
+    }
+
+    /// [`Self::resolve`] with `env` read from the process environment.
+    pub fn from_flag_or_env(flag: Option<String>) -> Result<Self, BridgeError> {
+        let env = match std::env::var(DATABASE_ENV) {
+            Ok(value) => Some(value),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(BridgeError::Config(format!(
+                    "{DATABASE_ENV} is not valid UTF-8"
+                )))
+            }
+        };
+        Self::resolve(flag, env)
+    }
+
+    /// Parses a libpq key/value connection string or a `postgres://` URL; `source` names where
+    /// it came from, for the error message.
+    pub fn parse(dsn: &str, source: &str) -> Result<Self, BridgeError> {
+        let redacted = redact_dsn(dsn);
+        if dsn.trim().is_empty() {
+            return Err(BridgeError::Config(format!(
+                "{source} is empty: give a connection string such as \
+                 \"host=localhost dbname=shop\" or \"postgres://localhost/shop\""
+            )));
+        }
+        let mut pg: tokio_postgres::Config = dsn.parse().map_err(|e| {
+            BridgeError::Config(format!(
+                "{source} is not a valid connection string ({redacted}): {}",
+                describe_pg_error(&e)
+            ))
+        })?;
+        if pg.get_hosts().is_empty() && pg.get_hostaddrs().is_empty() {
+            return Err(BridgeError::Config(format!(
+                "the connection string of {source} ({redacted}) names no server: \
+                 add host=<name or socket directory>"
+            )));
+        }
+        let (hosts, ports) = (
+            pg.get_hosts().len().max(pg.get_hostaddrs().len()),
+            pg.get_ports().len(),
+        );
+        if ports > 1 && ports != hosts {
+            return Err(BridgeError::Config(format!(
+                "the connection string of {source} ({redacted}) gives {ports} ports for \
+                 {hosts} host(s): give one port, or one per host (a repeated key adds a value \
+                 here, it does not replace the first)"
+            )));
+        }
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        if pg.get_application_name().is_none() {
+            pg.application_name(APPLICATION_NAME);
+        }
+        Ok(DatabaseConfig { pg, redacted })
+    }
+
+    /// The settings to connect with.
+    pub fn pg_config(&self) -> &tokio_postgres::Config {
+        &self.pg
+    }
+
+    /// The connection string as given, with any password replaced by `***`.
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+}
+
+const REDACTED: &str = "***";
+
+/// The connection string with every password replaced by `***`: the `password` keyword of a
+/// key/value string, or the password of a URL's user information and its `password` parameter.
+/// Malformed text after the last recognised keyword is not echoed.
+pub fn redact_dsn(dsn: &str) -> String {
+    let trimmed = dsn.trim_start();
+    match ["postgresql://", "postgres://"]
+        .iter()
+        .find(|scheme| trimmed.starts_with(*scheme))
+    {
+        Some(scheme) => redact_url(scheme, &trimmed[scheme.len()..]),
+        None => redact_conninfo(dsn),
+    }
+}
+
+/// `scheme://[user[:password]@][hosts][/dbname][?key=value&...]`. A password is allowed to hold
+/// unescaped `@`, `/` or `?`, so everything between the first `:` of the user information and
+/// the last `@` of the whole URL is redacted: that may hide more than the password, never less.
+fn redact_url(scheme: &str, rest: &str) -> String {
+    let mut out = String::from(scheme);
+    let tail = match rest.rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            match userinfo.find(':') {
+                Some(colon) => {
+                    out.push_str(&userinfo[..colon]);
+                    out.push(':');
+                    out.push_str(REDACTED);
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push('@');
+            &rest[at + 1..]
+        }
+        None => rest,
+    };
+    match tail.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let params: Vec<&str> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some(("password", _)) => "password=***",
+                    _ => param,
+                })
+                .collect();
+            out.push_str(&params.join("&"));
+        }
+        None => out.push_str(tail),
+    }
+    out
+}
+
+/// `key = value ...`, values optionally single-quoted with backslash escapes (libpq's rules).
+fn redact_conninfo(dsn: &str) -> String {
+    let mut out = String::new();
+    let mut rest = dsn;
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            return out;
+        }
+        let key_len = rest
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let (key, after_key) = rest.split_at(key_len);
+        let Some(after_eq) = after_key.trim_start().strip_prefix('=') else {
+            // not `key = value`: stop echoing
+            push_word(&mut out, key);
+            out.push_str(" ...");
+            return out;
+        };
+        let after_eq = after_eq.trim_start();
+        let value_len = conninfo_value_len(after_eq);
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(key);
+        out.push('=');
+        match value_len {
+            _ if key == "password" => out.push_str(REDACTED),
+            Some(len) => out.push_str(&after_eq[..len]),
+            None => {
+                out.push_str("...");
+                return out;
+            }
+        }
+        match value_len {
+            Some(len) => rest = &after_eq[len..],
+            None => return out,
+        }
+    }
+}
+
+fn push_word(out: &mut String, word: &str) {
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    out.push_str(word);
+}
+
+/// Length in bytes of the value at the start of `text`, or `None` for an unterminated quote.
+fn conninfo_value_len(text: &str) -> Option<usize> {
+    let mut chars = text.char_indices();
+    if text.starts_with('\'') {
+        chars.next();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '\'' => return Some(i + 1),
+                _ => {}
+            }
+        }
+        None
+    } else {
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                c if c.is_whitespace() => return Some(i),
+                _ => {}
+            }
+        }
+        Some(text.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(result: Result<DatabaseConfig, BridgeError>) -> DatabaseConfig {
+        match result {
+            Ok(config) => config,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    fn config_error(result: Result<DatabaseConfig, BridgeError>) -> String {
+        match result {
+            Err(BridgeError::Config(message)) => message,
+            other => panic!("expected a CONFIG_ERROR, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flag_wins_over_environment() {
+        let config = parsed(DatabaseConfig::resolve(
+            Some("host=/run/pg dbname=from_flag".into()),
+            Some("host=/run/pg dbname=from_env".into()),
+        ));
+        assert_eq!(config.pg_config().get_dbname(), Some("from_flag"));
+        assert_eq!(config.redacted(), "host=/run/pg dbname=from_flag");
+    }
+
+    #[test]
+    fn environment_is_used_without_flag() {
+        let config = parsed(DatabaseConfig::resolve(
+            None,
+            Some("postgres://u:pw@db.example:6543/x".into()),
+        ));
+        assert_eq!(config.pg_config().get_ports(), &[6543]);
+        assert_eq!(config.pg_config().get_dbname(), Some("x"));
+        assert_eq!(config.redacted(), "postgres://u:***@db.example:6543/x");
+        assert_eq!(
+            config.pg_config().get_application_name(),
+            Some("pg-nlq-bridge")
+        );
+        assert_eq!(
+            config.pg_config().get_connect_timeout(),
+            Some(&DEFAULT_CONNECT_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn settings_in_the_string_are_kept() {
+        let config = parsed(DatabaseConfig::resolve(
+            Some("host=h application_name=mine connect_timeout=3".into()),
+            None,
+        ));
+        assert_eq!(config.pg_config().get_application_name(), Some("mine"));
+        assert_eq!(
+            config.pg_config().get_connect_timeout(),
+            Some(&Duration::from_secs(3))
+        );
+    }
+
+    #[test]
+    fn neither_flag_nor_environment_is_an_error() {
+        for env in [None, Some(String::new()), Some("  ".into())] {
+            let message = config_error(DatabaseConfig::resolve(None, env));
+            assert_eq!(
+                message,
+                "no database given: pass --database <conninfo-or-URL> or set NLQ_DATABASE_URL"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_flag_is_an_error() {
+        let message = config_error(DatabaseConfig::resolve(Some(String::new()), None));
+        assert!(message.starts_with("--database is empty"), "{message}");
+    }
+
+    #[test]
+    fn invalid_string_is_an_error_without_the_password() {
+        let message = config_error(DatabaseConfig::resolve(
+            Some("host=h password=s3cret port=x".into()),
+            None,
+        ));
+        assert_eq!(
+            message,
+            "--database is not a valid connection string (host=h password=*** port=x): \
+             invalid connection string: invalid value for option `port`"
+        );
+    }
+
+    #[test]
+    fn a_server_is_required() {
+        let message = config_error(DatabaseConfig::resolve(
+            None,
+            Some("dbname=x password=s3cret".into()),
+        ));
+        assert_eq!(
+            message,
+            "the connection string of NLQ_DATABASE_URL (dbname=x password=***) names no server: \
+             add host=<name or socket directory>"
+        );
+    }
+
+    #[test]
+    fn ports_must_match_hosts() {
+        let message = config_error(DatabaseConfig::resolve(
+            Some("host=h port=5432 port=5433".into()),
+            None,
+        ));
+        assert!(message.contains("gives 2 ports for 1 host(s)"), "{message}");
+        let config = DatabaseConfig::resolve(Some("host=a,b port=5432,5433".into()), None);
+        assert!(config.is_ok(), "{config:?}");
+    }
+
+    #[test]
+    fn debug_does_not_show_the_password() {
+        let config = parsed(DatabaseConfig::parse("host=h password=s3cret", "test"));
+        assert_eq!(
+            format!("{config:?}"),
+            "DatabaseConfig(\"host=h password=***\")"
+        );
+    }
+
+    #[test]
+    fn redacts_conninfo_passwords() {
+        let cases = [
+            ("host=h user=u", "host=h user=u"),
+            (
+                "host=h password=s3cret user=u",
+                "host=h password=*** user=u",
+            ),
+            ("password = s3cret", "password=***"),
+            (
+                "host=h password='s3 cr\\'et' dbname=d",
+                "host=h password=*** dbname=d",
+            ),
+            ("password=a\\ b host=h", "password=*** host=h"),
+            ("password='unterminated host=h", "password=***"),
+            ("host='a b' password=x", "host='a b' password=***"),
+            ("  host=h   port=1  ", "host=h port=1"),
+            ("host=h garbage password=x", "host=h garbage ..."),
+            ("password=", "password=***"),
+        ];
+        for (dsn, expected) in cases {
+            assert_eq!(redact_dsn(dsn), expected, "redacting {dsn:?}");
+        }
+    }
+
+    #[test]
+    fn redacts_url_passwords() {
+        let cases = [
+            ("postgres://h/db", "postgres://h/db"),
+            ("postgresql://u@h/db", "postgresql://u@h/db"),
+            (
+                "postgres://u:s3cret@h:5432/db",
+                "postgres://u:***@h:5432/db",
+            ),
+            ("postgres://u:s3@c/r?et@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://h/db?sslmode=disable&password=s3cret&user=u",
+                "postgres://h/db?sslmode=disable&password=***&user=u",
+            ),
+            (
+                "postgres://u:s3cret@h/db?password=s3cret",
+                "postgres://u:***@h/db?password=***",
+            ),
+            ("postgres://:s3cret@h/db", "postgres://:***@h/db"),
+        ];
+        for (dsn, expected) in cases {
+            assert_eq!(redact_dsn(dsn), expected, "redacting {dsn:?}");
+            assert!(!redact_dsn(dsn).contains("s3"), "{dsn:?}");
+        }
+    }
+}
