@@ -385,7 +385,6 @@ pub struct RangeType {
     pub schema: String,
     pub name: String,
     pub subtype: String,
-    pub multirange: Option<String>,
     pub comment: Option<String>,
 }
 
@@ -701,10 +700,7 @@ mod tests {
             types.composites[0].fields[2].data_type,
             "character varying(10)"
         );
-        assert_eq!(
-            types.ranges[0].multirange.as_deref(),
-            Some("shop.price_band_multirange")
-        );
+        assert_eq!(types.ranges[0].subtype, "numeric");
     }
 
     #[test]

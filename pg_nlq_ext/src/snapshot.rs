@@ -87,7 +87,7 @@ extension_sql!(
 #[pg_extern(stable, parallel_safe)]
 #[search_path(pg_catalog, @extschema@)]
 fn nlq_schema_fingerprint() -> String {
-    Spi::connect(|client| fingerprint(client))
+    Spi::connect(fingerprint)
 }
 
 fn fingerprint(client: &SpiClient<'_>) -> String {
@@ -129,6 +129,7 @@ fn internal_error(detail: &str) -> ! {
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use pgrx::prelude::*;
     use pgrx::JsonB;

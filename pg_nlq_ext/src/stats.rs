@@ -28,6 +28,7 @@ type StatsRow = (
 /// values of column `i`, at most `max_values` of them, leaving out values longer than `max_len`
 /// characters.
 #[pg_extern(stable, strict, parallel_safe)]
+#[allow(clippy::type_complexity)] // the row type must be spelt out for the SQL generator
 fn _nlq_column_stats(
     relids: Vec<pg_sys::Oid>,
     attnums: Vec<i16>,
