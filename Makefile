@@ -146,9 +146,18 @@ test-unit: setup
 	cargo test -p mcp-bridge --bins --lib
 
 # Tier 2: #[pg_test] inside a real backend (pgrx starts its own scratch cluster as postgres).
+# `cargo pgrx test --runas` installs its test build (which carries a validator bypass for the
+# defence-in-depth tests) into the system PostgreSQL with `sudo cp`, overwriting the library in
+# place: unlink it first so running backends keep their mapping instead of crashing, and put
+# the release build back afterwards, pass or fail.
 test-pg: install
 	install -d -o postgres -g postgres -m 700 "$(PGRX_TEST_PGDATA)"
-	cd pg_nlq_ext && cargo pgrx test pg$(PG_MAJOR) --runas postgres --pgdata "$(PGRX_TEST_PGDATA)"
+	rm -f "$$($(PG_CONFIG) --pkglibdir)/pg_nlq.so"
+	status=0; \
+	(cd pg_nlq_ext && cargo pgrx test pg$(PG_MAJOR) --runas postgres --pgdata "$(PGRX_TEST_PGDATA)") || status=$$?; \
+	rm -f "$$($(PG_CONFIG) --pkglibdir)/pg_nlq.so"; \
+	(cd pg_nlq_ext && cargo pgrx install --release --pg-config $(PG_CONFIG)) >/dev/null; \
+	exit $$status
 
 # Tier 3: SQL-level regression files, readable by a DBA, against the project cluster.
 test-regress: db-start
@@ -169,3 +178,4 @@ test-bridge: db-start
 
 bench: db-start
 	bench/snapshot.sh
+	bench/validate_run.sh

@@ -17,6 +17,19 @@ pub enum NlqError {
         context: &'static str,
         detail: String,
     },
+    /// nlq_run() refused or could not run a query. `code` is the validation code (or
+    /// STATEMENT_TIMEOUT, LOCK_TIMEOUT, EXECUTION_ERROR) and opens the DETAIL, so a client can
+    /// tell the cases apart whatever the SQLSTATE.
+    #[error("{message}")]
+    Refused {
+        code: &'static str,
+        message: String,
+        sqlstate: PgSqlErrorCode,
+        detail: Option<String>,
+        hint: Option<String>,
+    },
+    #[error("{0}")]
+    InvalidArgument(String),
 }
 
 impl NlqError {
@@ -27,21 +40,28 @@ impl NlqError {
             NlqError::UnknownSchema(_) => PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
             NlqError::ArrayLengthMismatch(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             NlqError::Internal { .. } => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            NlqError::Refused { sqlstate, .. } => *sqlstate,
+            NlqError::InvalidArgument(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         }
     }
 
     fn detail(&self) -> Option<String> {
         match self {
             NlqError::Internal { detail, .. } => Some(detail.clone()),
+            NlqError::Refused { code, detail, .. } => Some(match detail {
+                Some(detail) => format!("{code}: {detail}"),
+                None => (*code).to_string(),
+            }),
             _ => None,
         }
     }
 
-    fn hint(&self) -> Option<&'static str> {
+    fn hint(&self) -> Option<String> {
         match self {
             NlqError::UnknownSchema(_) => {
-                Some("nlq_schema_snapshot(schemas => ...) takes names of existing schemas.")
+                Some("nlq_schema_snapshot(schemas => ...) takes names of existing schemas.".into())
             }
+            NlqError::Refused { hint, .. } => hint.clone(),
             _ => None,
         }
     }

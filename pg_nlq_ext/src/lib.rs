@@ -4,14 +4,29 @@
 //! network. One module per concern:
 //! - [`snapshot`]: `nlq_schema_snapshot()` and `nlq_schema_fingerprint()`;
 //! - [`stats`]: per-column statistics read from `pg_statistic` under the caller's privileges;
-//! - [`gucs`]: the `pg_nlq.*` settings.
+//! - [`validate`] (with [`walker`] and [`catalog`]): `nlq_validate()`, the checks on the
+//!   parsed, analysed and planned query;
+//! - [`run`]: `nlq_run()`, executing the checked plan in the [`sandbox`] (always rolled back,
+//!   read-only, timed out) under the executor permission [`hooks`];
+//! - [`policy`]: the DBA's access, function and cost policy, plain Rust;
+//! - [`gucs`]: the `pg_nlq.*` settings; [`error`]: errors and their SQLSTATEs;
+//! - [`jsonb`]: jsonb values passed to and from PostgreSQL without a detour through text.
 
 use pgrx::prelude::*;
 
+pub mod catalog;
 pub mod error;
 pub mod gucs;
+pub mod hooks;
+pub mod jsonb;
+pub mod policy;
+pub mod run;
+pub mod sandbox;
 pub mod snapshot;
 pub mod stats;
+mod tests;
+pub mod validate;
+pub mod walker;
 
 ::pgrx::pg_module_magic!();
 
@@ -19,6 +34,7 @@ pub mod stats;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    hooks::init();
 }
 
 #[cfg(test)]

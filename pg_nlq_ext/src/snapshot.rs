@@ -7,10 +7,10 @@
 
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use pgrx::JsonB;
 
 use crate::error::NlqError;
 use crate::gucs;
+use crate::jsonb::JsonbDatum;
 
 /// Version of the snapshot document's shape. Part of the fingerprint, so a client's cache is
 /// invalidated when an upgrade of pg_nlq changes the shape.
@@ -31,7 +31,7 @@ const FINGERPRINT_SQL: &str = include_str!("fingerprint.sql");
 fn nlq_schema_snapshot(
     schemas: default!(Option<Vec<Option<String>>>, "NULL"),
     include_stats: default!(Option<bool>, true),
-) -> JsonB {
+) -> JsonbDatum {
     let Some(include_stats) = include_stats else {
         NlqError::NullArgument("include_stats").raise()
     };
@@ -63,7 +63,7 @@ fn nlq_schema_snapshot(
                     FORMAT_VERSION.into(),
                 ],
             )
-            .and_then(|table| table.first().get_one::<JsonB>());
+            .and_then(|table| table.first().get_one::<JsonbDatum>());
         match snapshot {
             Ok(Some(doc)) => doc,
             Ok(None) => internal_error("the snapshot query returned no row"),

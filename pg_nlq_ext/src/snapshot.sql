@@ -14,6 +14,9 @@
 -- $5 text    fingerprint of the schema state (nlq_schema_fingerprint())
 -- $6 int     format version of this document
 --
+-- The document is built as json text and converted to jsonb once, at the end: jsonb built
+-- level by level re-encodes every nested value at every level, which costs several times more.
+--
 -- Sizes and row estimates are the planner's (pg_class.relpages/reltuples, as of the last
 -- VACUUM or ANALYZE): reading them costs nothing, where asking the file system for the size
 -- of every relation and index costs about 0.1 ms per table.
@@ -72,7 +75,7 @@ col AS MATERIALIZED (
 ),
 stats AS (
     SELECT s.relid, s.attnum,
-           jsonb_build_object(
+           json_build_object(
                'null_frac', s.null_frac,
                'n_distinct', s.n_distinct,
                'distinct_estimate',
@@ -81,10 +84,10 @@ stats AS (
                    END,
                'common_values',
                    CASE WHEN s.common_values IS NOT NULL THEN COALESCE(
-                       (SELECT jsonb_agg(jsonb_build_object('value', v.val, 'frequency', v.freq)
+                       (SELECT json_agg(json_build_object('value', v.val, 'frequency', v.freq)
                                          ORDER BY v.i)
                         FROM unnest(s.common_values, s.common_freqs) WITH ORDINALITY v(val, freq, i)),
-                       '[]'::jsonb) END
+                       '[]'::json) END
            ) AS j
     FROM (SELECT array_agg(c.attrelid) AS relids, array_agg(c.attnum) AS attnums,
                  array_agg(c.relkind = 'p') AS inh,
@@ -97,7 +100,7 @@ stats AS (
 ),
 cols AS (
     SELECT c.attrelid,
-           jsonb_agg(jsonb_build_object(
+           json_agg(json_build_object(
                'name', c.attname,
                'position', c.attnum,
                'type', c.typname,
@@ -105,7 +108,7 @@ cols AS (
                'default', CASE WHEN c.attgenerated = '' THEN c.expr END,
                'identity', CASE c.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
                'generated', CASE WHEN c.attgenerated = 's'
-                                 THEN jsonb_build_object('kind', 'stored', 'expression', c.expr) END,
+                                 THEN json_build_object('kind', 'stored', 'expression', c.expr) END,
                'comment', d.description,
                'stats', st.j
            ) ORDER BY c.attnum) AS j
@@ -145,16 +148,16 @@ con_refcols AS (
 ),
 cons AS (
     SELECT k.conrelid,
-           jsonb_agg(jsonb_build_object('name', k.conname, 'columns', cc.cols,
+           json_agg(json_build_object('name', k.conname, 'columns', cc.cols,
                                         'comment', d.description)
                      ORDER BY k.conname) FILTER (WHERE k.contype = 'p') AS pk,
-           jsonb_agg(jsonb_build_object('name', k.conname, 'columns', cc.cols,
+           json_agg(json_build_object('name', k.conname, 'columns', cc.cols,
                                         'comment', d.description)
                      ORDER BY k.conname) FILTER (WHERE k.contype = 'u') AS uq,
-           jsonb_agg(jsonb_build_object(
+           json_agg(json_build_object(
                          'name', k.conname,
                          'columns', cc.cols,
-                         'references', jsonb_build_object('schema', fr.nspname, 'table', fr.relname,
+                         'references', json_build_object('schema', fr.nspname, 'table', fr.relname,
                                                           'columns', rc.cols),
                          'on_update', CASE k.confupdtype WHEN 'a' THEN 'no action'
                                           WHEN 'r' THEN 'restrict' WHEN 'c' THEN 'cascade'
@@ -164,7 +167,7 @@ cons AS (
                                           WHEN 'n' THEN 'set null' WHEN 'd' THEN 'set default' END,
                          'comment', d.description)
                      ORDER BY k.conname) FILTER (WHERE k.contype = 'f') AS fk,
-           jsonb_agg(jsonb_build_object('name', k.conname,
+           json_agg(json_build_object('name', k.conname,
                                         'definition', pg_catalog.pg_get_constraintdef(k.oid, true),
                                         'comment', d.description)
                      ORDER BY k.conname) FILTER (WHERE k.contype = 'c') AS ck
@@ -184,18 +187,18 @@ cons AS (
 ),
 idx AS (
     SELECT i.indrelid,
-           jsonb_agg(jsonb_build_object(
+           json_agg(json_build_object(
                'name', ic.relname,
                'method', am.amname,
                'unique', i.indisunique,
                'primary', i.indisprimary,
-               'columns', (SELECT jsonb_agg(pg_catalog.pg_get_indexdef(i.indexrelid, n, true)
+               'columns', (SELECT json_agg(pg_catalog.pg_get_indexdef(i.indexrelid, n, true)
                                             ORDER BY n)
                            FROM generate_series(1, i.indnkeyatts) n),
-               'include', COALESCE((SELECT jsonb_agg(pg_catalog.pg_get_indexdef(i.indexrelid, n, true)
+               'include', COALESCE((SELECT json_agg(pg_catalog.pg_get_indexdef(i.indexrelid, n, true)
                                                      ORDER BY n)
                                     FROM generate_series(i.indnkeyatts + 1, i.indnatts) n),
-                                   '[]'::jsonb),
+                                   '[]'::json),
                'predicate', pg_catalog.pg_get_expr(i.indpred, i.indrelid, true),
                'definition', pg_catalog.pg_get_indexdef(i.indexrelid),
                'comment', d.description
@@ -235,7 +238,7 @@ part AS MATERIALIZED (
 ),
 parts AS (
     SELECT p.root,
-           jsonb_agg(jsonb_build_object(
+           json_agg(json_build_object(
                'schema', p.nspname,
                'name', p.relname,
                'parent', CASE WHEN p.inhparent <> p.root THEN pp.relname END,
@@ -253,7 +256,7 @@ parts AS (
     GROUP BY p.root
 ),
 relations AS (
-    SELECT jsonb_agg(jsonb_build_object(
+    SELECT json_agg(json_build_object(
                'schema', r.nspname,
                'name', r.relname,
                'kind', CASE r.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'
@@ -270,17 +273,17 @@ relations AS (
                    WHEN r.relkind IN ('r', 'm') THEN sz.bytes
                    WHEN r.relkind = 'p' THEN COALESCE(pa.bytes, 0)::bigint
                END,
-               'columns', COALESCE(c.j, '[]'::jsonb),
+               'columns', COALESCE(c.j, '[]'::json),
                'primary_key', k.pk -> 0,
-               'unique_constraints', COALESCE(k.uq, '[]'::jsonb),
-               'foreign_keys', COALESCE(k.fk, '[]'::jsonb),
-               'check_constraints', COALESCE(k.ck, '[]'::jsonb),
-               'indexes', COALESCE(i.j, '[]'::jsonb),
+               'unique_constraints', COALESCE(k.uq, '[]'::json),
+               'foreign_keys', COALESCE(k.fk, '[]'::json),
+               'check_constraints', COALESCE(k.ck, '[]'::json),
+               'indexes', COALESCE(i.j, '[]'::json),
                'definition', CASE WHEN r.relkind IN ('v', 'm')
                                   THEN pg_catalog.pg_get_viewdef(r.oid, true) END,
                'partition_key', CASE WHEN r.relkind = 'p'
                                      THEN pg_catalog.pg_get_partkeydef(r.oid) END,
-               'partitions', CASE WHEN r.relkind = 'p' THEN COALESCE(pa.j, '[]'::jsonb) END,
+               'partitions', CASE WHEN r.relkind = 'p' THEN COALESCE(pa.j, '[]'::json) END,
                'foreign_server', fs.srvname
            ) ORDER BY r.nspname, r.relname) AS j
     FROM rel r
@@ -308,34 +311,34 @@ typ AS MATERIALIZED (
                       WHERE own.classid = 'pg_catalog.pg_type'::regclass AND own.objid = t.oid)
 ),
 enums AS (
-    SELECT jsonb_agg(jsonb_build_object(
+    SELECT json_agg(json_build_object(
                'schema', t.nspname, 'name', t.typname,
-               'labels', (SELECT jsonb_agg(e.enumlabel ORDER BY e.enumsortorder)
+               'labels', (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)
                           FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid),
                'comment', t.description
            ) ORDER BY t.nspname, t.typname) AS j
     FROM typ t WHERE t.typtype = 'e'
 ),
 domains AS (
-    SELECT jsonb_agg(jsonb_build_object(
+    SELECT json_agg(json_build_object(
                'schema', t.nspname, 'name', t.typname,
                'base_type', pg_catalog.format_type(t.typbasetype, t.typtypmod),
                'nullable', NOT t.typnotnull,
                'default', t.typdefault,
                'constraints', COALESCE((
-                   SELECT jsonb_agg(jsonb_build_object(
+                   SELECT json_agg(json_build_object(
                               'name', k.conname,
                               'definition', pg_catalog.pg_get_constraintdef(k.oid, true))
                           ORDER BY k.conname)
-                   FROM pg_catalog.pg_constraint k WHERE k.contypid = t.oid), '[]'::jsonb),
+                   FROM pg_catalog.pg_constraint k WHERE k.contypid = t.oid), '[]'::json),
                'comment', t.description
            ) ORDER BY t.nspname, t.typname) AS j
     FROM typ t WHERE t.typtype = 'd'
 ),
 composites AS (
-    SELECT jsonb_agg(jsonb_build_object(
+    SELECT json_agg(json_build_object(
                'schema', t.nspname, 'name', t.typname,
-               'fields', (SELECT jsonb_agg(jsonb_build_object(
+               'fields', (SELECT json_agg(json_build_object(
                                      'name', a.attname,
                                      'type', pg_catalog.format_type(a.atttypid, a.atttypmod))
                                  ORDER BY a.attnum)
@@ -346,7 +349,7 @@ composites AS (
     FROM typ t WHERE t.typtype = 'c'
 ),
 ranges AS (
-    SELECT jsonb_agg(jsonb_build_object(
+    SELECT json_agg(json_build_object(
                'schema', t.nspname, 'name', t.typname,
                'subtype', pg_catalog.format_type(rg.rngsubtype, NULL),
                'comment', t.description
@@ -355,24 +358,24 @@ ranges AS (
     WHERE t.typtype = 'r'
 ),
 schemas AS (
-    SELECT jsonb_agg(jsonb_build_object('name', n.nspname, 'comment', d.description)
+    SELECT json_agg(json_build_object('name', n.nspname, 'comment', d.description)
                      ORDER BY n.nspname) AS j
     FROM nsp n
     LEFT JOIN pg_catalog.pg_description d ON d.classoid = 'pg_catalog.pg_namespace'::regclass AND d.objoid = n.oid
 )
-SELECT jsonb_build_object(
+SELECT json_build_object(
     'format_version', $6::int,
     'fingerprint', $5::text,
     'database', current_database(),
     'role', current_user,
     'server_version_num', current_setting('server_version_num')::int,
-    'options', jsonb_build_object('schemas', to_jsonb($1::text[]), 'statistics', $2::bool),
-    'schemas', COALESCE((SELECT j FROM schemas), '[]'::jsonb),
-    'relations', COALESCE((SELECT j FROM relations), '[]'::jsonb),
-    'types', jsonb_build_object(
-        'enums', COALESCE((SELECT j FROM enums), '[]'::jsonb),
-        'domains', COALESCE((SELECT j FROM domains), '[]'::jsonb),
-        'composites', COALESCE((SELECT j FROM composites), '[]'::jsonb),
-        'ranges', COALESCE((SELECT j FROM ranges), '[]'::jsonb)
+    'options', json_build_object('schemas', to_json($1::text[]), 'statistics', $2::bool),
+    'schemas', COALESCE((SELECT j FROM schemas), '[]'::json),
+    'relations', COALESCE((SELECT j FROM relations), '[]'::json),
+    'types', json_build_object(
+        'enums', COALESCE((SELECT j FROM enums), '[]'::json),
+        'domains', COALESCE((SELECT j FROM domains), '[]'::json),
+        'composites', COALESCE((SELECT j FROM composites), '[]'::json),
+        'ranges', COALESCE((SELECT j FROM ranges), '[]'::json)
     )
-)
+)::jsonb

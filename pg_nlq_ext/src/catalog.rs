@@ -1,0 +1,173 @@
+//! Names of the objects a query touches, read from the catalog caches by OID. Shared by the
+//! validator ([`crate::validate`]) and the runtime hook ([`crate::hooks`]).
+
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+
+/// A function as the policy sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Function {
+    pub schema: String,
+    pub name: String,
+    pub builtin: bool,
+    pub volatility: u8,
+}
+
+/// Take a palloc'd C string's content; NULL gives `None`.
+///
+/// # Safety
+/// `p` must be NULL or a valid NUL-terminated string.
+unsafe fn owned(p: *const std::ffi::c_char) -> Option<String> {
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: guaranteed by the caller.
+        Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    }
+}
+
+/// `(schema, relation)` of a relation, or `None` if it no longer exists.
+pub fn relation_name(relid: pg_sys::Oid) -> Option<(String, String)> {
+    // SAFETY: syscache lookups; both return NULL for a missing object.
+    unsafe {
+        let name = owned(pg_sys::get_rel_name(relid))?;
+        let schema = owned(pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid)))?;
+        Some((schema, name))
+    }
+}
+
+/// Name of attribute `attnum` of `relid`, unless it is dropped or missing.
+pub fn attribute_name(relid: pg_sys::Oid, attnum: i16) -> Option<String> {
+    // SAFETY: the syscache tuple is released before returning.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache2(
+            pg_sys::SysCacheIdentifier::ATTNUM as i32,
+            pg_sys::Datum::from(relid),
+            pg_sys::Datum::from(attnum),
+        );
+        if tuple.is_null() {
+            return None;
+        }
+        let form = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_attribute>(tuple);
+        let name = if form.attisdropped {
+            None
+        } else {
+            Some(
+                CStr::from_ptr(form.attname.data.as_ptr())
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        };
+        pg_sys::ReleaseSysCache(tuple);
+        name
+    }
+}
+
+/// Every live user column of a relation, in order.
+pub fn all_columns(relid: pg_sys::Oid) -> Vec<String> {
+    let mut columns = Vec::new();
+    let mut attnum: i16 = 1;
+    loop {
+        // SAFETY: syscache lookup; NULL past the last attribute.
+        let exists = unsafe {
+            let tuple = pg_sys::SearchSysCache2(
+                pg_sys::SysCacheIdentifier::ATTNUM as i32,
+                pg_sys::Datum::from(relid),
+                pg_sys::Datum::from(attnum),
+            );
+            if tuple.is_null() {
+                false
+            } else {
+                pg_sys::ReleaseSysCache(tuple);
+                true
+            }
+        };
+        if !exists {
+            break;
+        }
+        if let Some(name) = attribute_name(relid, attnum) {
+            columns.push(name);
+        }
+        attnum = match attnum.checked_add(1) {
+            Some(n) => n,
+            None => break,
+        };
+    }
+    columns
+}
+
+/// Attribute numbers in a `selectedCols`-style bitmap (offset by
+/// `FirstLowInvalidHeapAttributeNumber`); 0 is a whole-row reference.
+///
+/// # Safety
+/// `bitmap` must be NULL or a valid `Bitmapset`.
+pub unsafe fn attnums(bitmap: *const pg_sys::Bitmapset) -> Vec<i16> {
+    let mut out = Vec::new();
+    let mut member = -1;
+    loop {
+        // SAFETY: bms_next_member accepts NULL (an empty set).
+        member = unsafe { pg_sys::bms_next_member(bitmap, member) };
+        if member < 0 {
+            break;
+        }
+        let attnum = member + pg_sys::FirstLowInvalidHeapAttributeNumber;
+        if let Ok(attnum) = i16::try_from(attnum) {
+            out.push(attnum);
+        }
+    }
+    out
+}
+
+/// Names of the columns in a `selectedCols` bitmap, a whole-row reference expanded to every
+/// column (system columns such as `ctid` by their names).
+///
+/// # Safety
+/// `bitmap` must be NULL or a valid `Bitmapset`.
+pub unsafe fn selected_columns(
+    relid: pg_sys::Oid,
+    bitmap: *const pg_sys::Bitmapset,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    // SAFETY: guaranteed by the caller.
+    for attnum in unsafe { attnums(bitmap) } {
+        if attnum == 0 {
+            names.extend(all_columns(relid));
+        } else if let Some(name) = attribute_name(relid, attnum) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// What the policy needs to know about a function, or `None` if it no longer exists.
+pub fn function(oid: pg_sys::Oid) -> Option<Function> {
+    // SAFETY: syscache lookups; NULL or 0 for a missing function.
+    unsafe {
+        let name = owned(pg_sys::get_func_name(oid))?;
+        let schema = owned(pg_sys::get_namespace_name(pg_sys::get_func_namespace(oid)))?;
+        let volatility = pg_sys::func_volatile(oid) as u8;
+        Some(Function {
+            schema,
+            name,
+            builtin: u32::from(oid) < pg_sys::FirstNormalObjectId,
+            volatility,
+        })
+    }
+}
+
+/// A name quoted as SQL needs it (`quote_ident`), keywords included.
+pub fn quote(name: &str) -> String {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return crate::policy::quote_ident(name);
+    };
+    // SAFETY: quote_identifier returns its argument or a palloc'd quoted copy.
+    unsafe { owned(pg_sys::quote_identifier(c.as_ptr())) }.unwrap_or_default()
+}
+
+/// `a.b[.c]`, each part quoted as needed.
+pub fn qualified(parts: &[&str]) -> String {
+    parts.iter().map(|p| quote(p)).collect::<Vec<_>>().join(".")
+}

@@ -1,0 +1,651 @@
+//! `nlq_validate(sql)`: is this one read-only query that the policies allow, and what does it
+//! touch? Answered on the query PostgreSQL itself would run — parsed, analysed and rewritten as
+//! the caller, every object resolved to its OID — never on the text.
+//!
+//! The stages, all inside the sandbox ([`crate::sandbox`]):
+//! 1. **parse** with `raw_parser`: exactly one statement, a `SelectStmt`, with precise early
+//!    refusals for `SELECT INTO`, locking clauses and data-modifying `WITH`
+//!    ([`walker::raw_check`]);
+//! 2. **analyse and rewrite** that parse tree as the caller (`pg_analyze_and_rewrite_fixedparams`:
+//!    views and row-level security expanded); walk every query level ([`walker::Touched`]) and
+//!    apply the access and function policies ([`crate::policy`]);
+//! 3. **plan** it (`pg_plan_query`, never executed) for the cost policy and the estimates,
+//!    then check the caller's privileges on every relation and function as the executor would.
+//!
+//! The text is parsed once and the tree is never copied: `nlq_run()` ([`crate::run`]) uses
+//! [`prepare`] and hands the very plans checked here to the executor, so no plan cache can
+//! re-analyse the query between the check and the execution.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::CStr;
+use std::rc::Rc;
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgList};
+use serde_json::{json, Value};
+
+use crate::catalog;
+use crate::error::NlqError;
+use crate::gucs;
+use crate::policy::{AccessPolicy, FunctionInfo, FunctionPolicy};
+use crate::sandbox::{self, Failure, Limits};
+use crate::walker::{self, Touched};
+
+/// The outcome of a validation, as reported in `code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Code {
+    #[default]
+    Ok,
+    Empty,
+    SyntaxError,
+    MultipleStatements,
+    NotAQuery,
+    SelectInto,
+    LockingClause,
+    DataModifyingCte,
+    ForbiddenFunction,
+    ForbiddenRelation,
+    ForbiddenColumn,
+    UndefinedObject,
+    PermissionDenied,
+    CostLimitExceeded,
+    /// Any other error PostgreSQL raised while analysing or planning (a type mismatch, an
+    /// ambiguous column, division by zero in a constant...), with its own message.
+    InvalidQuery,
+    /// Parsing or planning took longer than `pg_nlq.statement_timeout`.
+    StatementTimeout,
+    /// A `pg_nlq.*` policy setting could not be read.
+    PolicyError,
+}
+
+impl Code {
+    pub const ALL: [Code; 17] = [
+        Code::Ok,
+        Code::Empty,
+        Code::SyntaxError,
+        Code::MultipleStatements,
+        Code::NotAQuery,
+        Code::SelectInto,
+        Code::LockingClause,
+        Code::DataModifyingCte,
+        Code::ForbiddenFunction,
+        Code::ForbiddenRelation,
+        Code::ForbiddenColumn,
+        Code::UndefinedObject,
+        Code::PermissionDenied,
+        Code::CostLimitExceeded,
+        Code::InvalidQuery,
+        Code::StatementTimeout,
+        Code::PolicyError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Ok => "OK",
+            Code::Empty => "EMPTY",
+            Code::SyntaxError => "SYNTAX_ERROR",
+            Code::MultipleStatements => "MULTIPLE_STATEMENTS",
+            Code::NotAQuery => "NOT_A_QUERY",
+            Code::SelectInto => "SELECT_INTO",
+            Code::LockingClause => "LOCKING_CLAUSE",
+            Code::DataModifyingCte => "DATA_MODIFYING_CTE",
+            Code::ForbiddenFunction => "FORBIDDEN_FUNCTION",
+            Code::ForbiddenRelation => "FORBIDDEN_RELATION",
+            Code::ForbiddenColumn => "FORBIDDEN_COLUMN",
+            Code::UndefinedObject => "UNDEFINED_OBJECT",
+            Code::PermissionDenied => "PERMISSION_DENIED",
+            Code::CostLimitExceeded => "COST_LIMIT_EXCEEDED",
+            Code::InvalidQuery => "INVALID_QUERY",
+            Code::StatementTimeout => "STATEMENT_TIMEOUT",
+            Code::PolicyError => "POLICY_ERROR",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Code> {
+        Code::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The SQLSTATE `nlq_run()` raises for a refusal with this code; `original` is
+    /// PostgreSQL's own where the refusal came from an error it raised.
+    pub fn sqlstate(self, original: Option<PgSqlErrorCode>) -> PgSqlErrorCode {
+        use PgSqlErrorCode::*;
+        match self {
+            Code::Ok => ERRCODE_SUCCESSFUL_COMPLETION,
+            Code::Empty | Code::SyntaxError | Code::MultipleStatements => ERRCODE_SYNTAX_ERROR,
+            Code::NotAQuery | Code::SelectInto | Code::LockingClause | Code::DataModifyingCte => {
+                ERRCODE_READ_ONLY_SQL_TRANSACTION
+            }
+            Code::ForbiddenFunction
+            | Code::ForbiddenRelation
+            | Code::ForbiddenColumn
+            | Code::PermissionDenied => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Code::UndefinedObject => original.unwrap_or(ERRCODE_UNDEFINED_OBJECT),
+            Code::InvalidQuery => original.unwrap_or(ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION),
+            Code::CostLimitExceeded => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            Code::StatementTimeout => ERRCODE_QUERY_CANCELED,
+            Code::PolicyError => ERRCODE_INVALID_PARAMETER_VALUE,
+        }
+    }
+}
+
+/// What `nlq_validate()` reports.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub code: Code,
+    pub message: String,
+    pub position: Option<i32>,
+    pub relations: Vec<String>,
+    pub columns: Vec<String>,
+    pub functions: Vec<String>,
+    pub estimated_cost: Option<f64>,
+    pub estimated_rows: Option<f64>,
+    /// For a refusal that came from an error PostgreSQL raised: its SQLSTATE, detail, hint.
+    pub sqlstate: Option<PgSqlErrorCode>,
+    /// Fill `relations`, `columns` and `functions` (nlq_validate() does; nlq_run() needs the
+    /// names only where a policy looks at them).
+    pub want_lists: bool,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.code == Code::Ok
+    }
+
+    fn refuse(&mut self, code: Code, message: impl Into<String>) {
+        if self.ok() {
+            self.code = code;
+            self.message = message.into();
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut doc = json!({
+            "ok": self.ok(),
+            "code": self.code.as_str(),
+            "message": if self.ok() { "the query may be run" } else { self.message.as_str() },
+            "relations": self.relations,
+            "columns": self.columns,
+            "functions": self.functions,
+            "estimated_cost": self.estimated_cost,
+            "estimated_rows": self.estimated_rows,
+        });
+        if let Value::Object(map) = &mut doc {
+            if let Some(p) = self.position {
+                map.insert("position".into(), p.into());
+            }
+            if let Some(s) = self.sqlstate {
+                map.insert("sqlstate".into(), sandbox::sqlstate_text(s).into());
+            }
+            if let Some(d) = &self.detail {
+                map.insert("detail".into(), d.clone().into());
+            }
+            if let Some(h) = &self.hint {
+                map.insert("hint".into(), h.clone().into());
+            }
+        }
+        doc
+    }
+}
+
+/// The policies in force for this call, read from the `pg_nlq.*` settings.
+pub struct Policies {
+    pub access: Rc<AccessPolicy>,
+    pub functions: FunctionPolicy,
+    pub max_cost: f64,
+    pub max_rows_estimate: f64,
+}
+
+impl Policies {
+    pub fn current() -> Result<Policies, String> {
+        let access = AccessPolicy::parse(
+            &gucs::string_value(&gucs::DENIED_RELATIONS),
+            &gucs::string_value(&gucs::ALLOWED_RELATIONS),
+            &gucs::string_value(&gucs::DENIED_COLUMNS),
+        )?;
+        let functions = FunctionPolicy::parse(
+            &gucs::string_value(&gucs::ALLOWED_FUNCTIONS),
+            &gucs::string_value(&gucs::DENIED_FUNCTIONS),
+        )?;
+        Ok(Policies {
+            access: Rc::new(access),
+            functions,
+            max_cost: gucs::MAX_COST.get(),
+            max_rows_estimate: gucs::MAX_ROWS_ESTIMATE.get(),
+        })
+    }
+}
+
+/// The sandbox limits from the settings.
+pub fn limits() -> Limits {
+    Limits {
+        statement_timeout_ms: gucs::STATEMENT_TIMEOUT.get(),
+        lock_timeout_ms: gucs::LOCK_TIMEOUT.get(),
+    }
+}
+
+/// Where a call is; decides how an ERROR raised there is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Parse,
+    Analyse,
+    Plan,
+    Execute,
+}
+
+thread_local! {
+    static STAGE: Cell<Stage> = const { Cell::new(Stage::Parse) };
+}
+
+pub fn set_stage(stage: Stage) {
+    STAGE.with(|s| s.set(stage));
+    if stage == Stage::Execute {
+        // positions of errors in functions the query calls are not positions in the query
+        sandbox::reset_position();
+    }
+}
+
+pub fn stage() -> Stage {
+    STAGE.with(|s| s.get())
+}
+
+/// Whether the validator's checks apply. `Unchecked` exists only in test builds: it skips every
+/// check of this module so tests can prove the runtime layers hold on their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Checked,
+    #[cfg(any(test, feature = "pg_test"))]
+    Unchecked,
+}
+
+impl Mode {
+    fn checked(self) -> bool {
+        matches!(self, Mode::Checked)
+    }
+}
+
+/// Parse, analyse, check and plan `sql` into `report`. Must run inside the sandbox. When the
+/// query may be executed, returns its planned statements (exactly what was checked: the
+/// executor runs these, nothing is parsed or planned again); otherwise `None`, with the
+/// refusal in `report`.
+///
+/// # Safety
+/// Must be called inside [`sandbox::run`], which cleans up everything on error; the plans live
+/// in the sandbox's memory context.
+pub unsafe fn prepare(
+    sql: &CStr,
+    policies: &Policies,
+    mode: Mode,
+    report: &RefCell<Report>,
+) -> Option<Vec<*mut pg_sys::PlannedStmt>> {
+    set_stage(Stage::Parse);
+    // SAFETY: sql is a valid C string; the parse tree lives in the current memory context.
+    let statements = unsafe {
+        PgList::<pg_sys::RawStmt>::from_pg(pg_sys::raw_parser(
+            sql.as_ptr(),
+            pg_sys::RawParseMode::RAW_PARSE_DEFAULT,
+        ))
+    };
+    if statements.is_empty() {
+        report
+            .borrow_mut()
+            .refuse(Code::Empty, "the query is empty");
+        return None;
+    }
+    if !mode.checked() {
+        // test builds only: every statement, analysed and planned, checked by nothing here
+        set_stage(Stage::Analyse);
+        let mut planned = Vec::new();
+        for raw in statements.iter_ptr() {
+            // SAFETY: a RawStmt from raw_parser; the plans are valid nodes.
+            unsafe {
+                let queries = analyse(raw, sql);
+                let stmts = pg_sys::pg_plan_queries(
+                    queries,
+                    sql.as_ptr(),
+                    pg_sys::CURSOR_OPT_PARALLEL_OK as i32,
+                    std::ptr::null_mut(),
+                );
+                planned.extend(PgList::<pg_sys::PlannedStmt>::from_pg(stmts).iter_ptr());
+            }
+        }
+        return Some(planned);
+    }
+    if statements.len() > 1 {
+        report.borrow_mut().refuse(
+            Code::MultipleStatements,
+            format!(
+                "the text holds {} statements; send exactly one query",
+                statements.len()
+            ),
+        );
+        return None;
+    }
+    let raw = statements.head()?;
+    // SAFETY: one RawStmt from raw_parser.
+    if let Some((code, message)) = unsafe { walker::raw_check((*raw).stmt) } {
+        report.borrow_mut().refuse(code, message);
+        return None;
+    }
+
+    set_stage(Stage::Analyse);
+    // SAFETY: as above; analysis and rewrite run as the caller.
+    let queries = unsafe { PgList::<pg_sys::Query>::from_pg(analyse(raw, sql)) };
+    let mut touched = Touched::default();
+    for query in queries.iter_ptr() {
+        // SAFETY: analysed, rewritten queries.
+        unsafe { touched.walk_query(query) };
+    }
+    describe(&touched, policies, &mut report.borrow_mut());
+    if !report.borrow().ok() {
+        return None;
+    }
+
+    set_stage(Stage::Plan);
+    let mut planned = Vec::new();
+    let (mut cost, mut rows) = (0.0, 0.0);
+    for query in queries.iter_ptr() {
+        // SAFETY: a checked query (so not a utility statement); the planner may scribble on
+        // it, which no longer matters.
+        unsafe {
+            let stmt = pg_sys::pg_plan_query(
+                query,
+                sql.as_ptr(),
+                pg_sys::CURSOR_OPT_PARALLEL_OK as i32,
+                std::ptr::null_mut(),
+            );
+            if stmt.is_null() || (*stmt).planTree.is_null() {
+                internal("pg_plan_query");
+            }
+            cost += (*(*stmt).planTree).total_cost;
+            rows += (*(*stmt).planTree).plan_rows;
+            planned.push(stmt);
+        }
+    }
+    {
+        let mut r = report.borrow_mut();
+        r.estimated_cost = Some(cost);
+        r.estimated_rows = Some(rows);
+    }
+    // The caller's privileges, as the executor will check them: relations and columns (an
+    // ERROR naming the object, reported as PERMISSION_DENIED) and functions.
+    for &stmt in &planned {
+        // SAFETY: the range table of a valid plan.
+        unsafe { pg_sys::ExecCheckRTPerms((*stmt).rtable, true) };
+    }
+    // SAFETY: reads the current user.
+    let user = unsafe { pg_sys::GetUserId() };
+    for &oid in &touched.functions {
+        // SAFETY: catalog lookup.
+        let acl = unsafe { pg_sys::pg_proc_aclcheck(oid.into(), user, pg_sys::ACL_EXECUTE) };
+        if acl != pg_sys::AclResult::ACLCHECK_OK {
+            let name = catalog::function(oid.into())
+                .map(|f| catalog::qualified(&[&f.schema, &f.name]))
+                .unwrap_or_else(|| oid.to_string());
+            report.borrow_mut().refuse(
+                Code::PermissionDenied,
+                format!("permission denied for function {name}"),
+            );
+            return None;
+        }
+    }
+    let mut r = report.borrow_mut();
+    if policies.max_cost > 0.0 && cost > policies.max_cost {
+        r.refuse(
+            Code::CostLimitExceeded,
+            format!(
+                "the planner estimates a cost of {cost:.0}, above pg_nlq.max_cost ({:.0})",
+                policies.max_cost
+            ),
+        );
+    } else if policies.max_rows_estimate > 0.0 && rows > policies.max_rows_estimate {
+        r.refuse(
+            Code::CostLimitExceeded,
+            format!(
+                "the planner estimates {rows:.0} rows, above pg_nlq.max_rows_estimate ({:.0})",
+                policies.max_rows_estimate
+            ),
+        );
+    }
+    r.ok().then_some(planned)
+}
+
+/// Analysis and rewrite of one raw statement, as the caller: views expanded, row-level
+/// security applied.
+///
+/// # Safety
+/// `raw` must be a RawStmt parsed from `sql`.
+unsafe fn analyse(raw: *mut pg_sys::RawStmt, sql: &CStr) -> *mut pg_sys::List {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        pg_sys::pg_analyze_and_rewrite_fixedparams(
+            raw,
+            sql.as_ptr(),
+            std::ptr::null(),
+            0,
+            std::ptr::null_mut(),
+        )
+    }
+}
+
+fn internal(context: &'static str) -> ! {
+    NlqError::Internal {
+        context,
+        detail: "returned no plan".into(),
+    }
+    .raise()
+}
+
+/// Names of what was touched, and the policy decisions on them.
+fn describe(touched: &Touched, policies: &Policies, report: &mut Report) {
+    for (code, message) in &touched.violations {
+        report.refuse(*code, message.clone());
+    }
+    let lists = report.want_lists;
+    let need_relations = lists || policies.access.has_relation_rules();
+    let need_columns = lists || policies.access.has_column_rules();
+    let (mut relations, mut columns, mut functions) = (Vec::new(), Vec::new(), Vec::new());
+    let mut relation_refusal = None;
+    let mut column_refusal = None;
+    let mut function_refusal = None;
+    for (&relid, usage) in &touched.relations {
+        if !need_relations && !need_columns {
+            break;
+        }
+        let Some((schema, name)) = catalog::relation_name(relid.into()) else {
+            continue;
+        };
+        if lists {
+            relations.push(catalog::qualified(&[&schema, &name]));
+        }
+        if relation_refusal.is_none() {
+            relation_refusal = policies
+                .access
+                .relation_refusal(&schema, &name, usage.direct);
+        }
+        if !need_columns {
+            continue;
+        }
+        let mut names = Vec::new();
+        for &attnum in &usage.attnums {
+            if attnum == 0 {
+                names.extend(catalog::all_columns(relid.into()));
+            } else if let Some(column) = catalog::attribute_name(relid.into(), attnum) {
+                names.push(column);
+            }
+        }
+        names.sort();
+        names.dedup();
+        for column in names {
+            if lists {
+                columns.push(catalog::qualified(&[&schema, &name, &column]));
+            }
+            if column_refusal.is_none() {
+                column_refusal = policies.access.column_refusal(&schema, &name, &column);
+            }
+        }
+    }
+    let mut seen = Vec::new();
+    for &oid in &touched.functions {
+        if let Some(f) = catalog::function(oid.into()) {
+            seen.push(f);
+        }
+    }
+    for &(name, volatility) in &touched.pseudo_functions {
+        seen.push(catalog::Function {
+            schema: "pg_catalog".into(),
+            name: name.into(),
+            builtin: true,
+            volatility,
+        });
+    }
+    seen.sort();
+    seen.dedup();
+    for f in &seen {
+        if lists {
+            functions.push(catalog::qualified(&[&f.schema, &f.name]));
+        }
+        if function_refusal.is_none() {
+            function_refusal = policies.functions.refusal(&FunctionInfo {
+                schema: &f.schema,
+                name: &f.name,
+                builtin: f.builtin,
+                volatility: f.volatility,
+            });
+        }
+    }
+    relations.sort();
+    relations.dedup();
+    columns.sort();
+    columns.dedup();
+    functions.sort();
+    functions.dedup();
+    report.relations = relations;
+    report.columns = columns;
+    report.functions = functions;
+    if let Some(m) = relation_refusal {
+        report.refuse(Code::ForbiddenRelation, m);
+    }
+    if let Some(m) = column_refusal {
+        report.refuse(Code::ForbiddenColumn, m);
+    }
+    if let Some(m) = function_refusal {
+        report.refuse(Code::ForbiddenFunction, m);
+    }
+}
+
+/// Record an ERROR raised before execution as the refusal it stands for.
+pub fn absorb_failure(failure: Failure, stage: Stage, report: &mut Report) {
+    let state = sandbox::sqlstate_text(failure.sqlstate);
+    // pg_nlq's own refusals (the runtime hook) carry their code first in the detail
+    let own = failure
+        .detail
+        .as_deref()
+        .and_then(|d| Code::parse(d.split(':').next().unwrap_or(d)));
+    let code = if failure.our_timeout {
+        Code::StatementTimeout
+    } else if let Some(code) = own {
+        code
+    } else if stage == Stage::Parse {
+        Code::SyntaxError
+    } else {
+        match state.as_str() {
+            "42601" => Code::SyntaxError,
+            "42P01" | "42703" | "42883" | "42704" | "3F000" | "42P02" | "3D000" => {
+                Code::UndefinedObject
+            }
+            "42501" => Code::PermissionDenied,
+            _ => Code::InvalidQuery,
+        }
+    };
+    let message = if code == Code::StatementTimeout {
+        format!(
+            "the query took longer than pg_nlq.statement_timeout ({} ms) to {}",
+            gucs::STATEMENT_TIMEOUT.get(),
+            if stage == Stage::Execute {
+                "run"
+            } else {
+                "analyse and plan"
+            }
+        )
+    } else {
+        failure.message
+    };
+    report.code = Code::Ok;
+    report.refuse(code, message);
+    if stage <= Stage::Analyse {
+        report.position = failure.position;
+    }
+    if own.is_none() {
+        report.sqlstate = Some(failure.sqlstate);
+        report.detail = failure.detail;
+        report.hint = failure.hint;
+    }
+}
+
+/// Validate `sql` completely: the whole of `nlq_validate()`.
+pub fn validate(sql: &str) -> Report {
+    let policies = match Policies::current() {
+        Ok(p) => p,
+        Err(e) => {
+            let mut report = Report::default();
+            report.refuse(Code::PolicyError, e);
+            return report;
+        }
+    };
+    let Ok(sql) = std::ffi::CString::new(sql) else {
+        let mut report = Report::default();
+        report.refuse(Code::SyntaxError, "the query contains a NUL character");
+        return report;
+    };
+    let report = RefCell::new(Report {
+        want_lists: true,
+        ..Report::default()
+    });
+    let outcome = sandbox::run(policies.access.clone(), &limits(), || {
+        // SAFETY: inside the sandbox.
+        unsafe { prepare(&sql, &policies, Mode::Checked, &report) };
+    });
+    let mut report = report.into_inner();
+    if let Err(failure) = outcome {
+        absorb_failure(failure, stage(), &mut report);
+    }
+    report
+}
+
+/// Check that `sql` is exactly one read-only query that the `pg_nlq.*` policies allow, without
+/// running it. Never raises for a bad query: the verdict is data. Returns
+/// `{"ok", "code", "message", "position"?, "relations", "columns", "functions",
+/// "estimated_cost", "estimated_rows"}` where the lists name, schema-qualified, what the query
+/// really reads after view expansion, and the estimates are the planner's.
+///
+/// ```sql
+/// SELECT nlq_validate('SELECT count(*) FROM orders WHERE placed_at > now() - interval ''7d''');
+/// ```
+#[pg_extern(stable, parallel_unsafe)]
+fn nlq_validate(sql: Option<&str>) -> JsonB {
+    let report = match sql {
+        Some(sql) => validate(sql),
+        None => {
+            let mut report = Report::default();
+            report.refuse(Code::Empty, "the query is NULL");
+            report
+        }
+    };
+    JsonB(report.to_json())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for code in Code::ALL {
+            assert_eq!(Code::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(Code::parse("NOPE"), None);
+    }
+}

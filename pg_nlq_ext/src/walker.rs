@@ -1,0 +1,356 @@
+//! Walks over parse trees for the validator.
+//!
+//! - [`raw_check`]: the raw statement, before analysis, for precise early refusals: not a
+//!   query, `SELECT INTO`, `FOR UPDATE`/`FOR SHARE`, a data-modifying `WITH` at any depth.
+//! - [`Touched::walk_query`]: the analysed and rewritten query — views expanded, row-level
+//!   security quals attached — at every level (subqueries, CTEs, sublinks, view bodies, RLS
+//!   quals), checking each level is a plain read and collecting what it touches: relations (and
+//!   whether read with the caller's own privileges), columns (`selectedCols`; a whole-row
+//!   reference means every column), functions (everything `check_functions_in_node` sees, plus
+//!   what it does not: domain CHECK constraints, `GREATEST`/`LEAST` comparison functions,
+//!   subscripting handlers, `ORDER BY`/`GROUP BY`/`DISTINCT`/window sort and equality operators,
+//!   `RANGE` offset functions, `TABLESAMPLE` methods, `nextval` of identity columns, XML
+//!   expressions and SQL value functions).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{c_void, CStr};
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{is_a, PgList};
+
+use crate::validate::Code;
+
+/// A refusal found while walking: its code and message.
+pub type Violation = (Code, String);
+
+/// The first reason a raw statement is not a plain read, if any.
+///
+/// # Safety
+/// `stmt` must be the `stmt` of a `RawStmt` returned by `raw_parser`.
+pub unsafe fn raw_check(stmt: *mut pg_sys::Node) -> Option<Violation> {
+    // SAFETY: guaranteed by the caller; the walkers only read the tree.
+    unsafe {
+        if !is_a(stmt, pg_sys::NodeTag::T_SelectStmt) {
+            let command = CStr::from_ptr(pg_sys::CreateCommandName(stmt)).to_string_lossy();
+            return Some((
+                Code::NotAQuery,
+                format!(
+                    "{command} is not a query; \
+                     only SELECT, VALUES, TABLE and WITH ... SELECT may be run"
+                ),
+            ));
+        }
+        let mut found: Option<Violation> = None;
+        let ctx = (&mut found as *mut Option<Violation>).cast::<c_void>();
+        if !raw_walker(stmt, ctx) {
+            pg_sys::raw_expression_tree_walker(stmt, Some(raw_walker), ctx);
+        }
+        found
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn raw_walker(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    // SAFETY: ctx is the Option<Violation> of raw_check; node is a raw parse node.
+    unsafe {
+        let found = &mut *ctx.cast::<Option<Violation>>();
+        if is_a(node, pg_sys::NodeTag::T_SelectStmt) {
+            let select = &*node.cast::<pg_sys::SelectStmt>();
+            if !select.intoClause.is_null() {
+                *found = Some((
+                    Code::SelectInto,
+                    "SELECT INTO creates a table; write a plain SELECT".into(),
+                ));
+                return true;
+            }
+            if !select.lockingClause.is_null() {
+                *found = Some((
+                    Code::LockingClause,
+                    "FOR UPDATE/NO KEY UPDATE/SHARE/KEY SHARE lock rows; a read-only query may not"
+                        .into(),
+                ));
+                return true;
+            }
+        } else if is_a(node, pg_sys::NodeTag::T_CommonTableExpr) {
+            let cte = &*node.cast::<pg_sys::CommonTableExpr>();
+            if !cte.ctequery.is_null() && !is_a(cte.ctequery, pg_sys::NodeTag::T_SelectStmt) {
+                let name = CStr::from_ptr(cte.ctename).to_string_lossy();
+                let command =
+                    CStr::from_ptr(pg_sys::CreateCommandName(cte.ctequery)).to_string_lossy();
+                *found = Some((
+                    Code::DataModifyingCte,
+                    format!("WITH query \"{name}\" is {command}, which modifies data"),
+                ));
+                return true;
+            }
+        }
+        pg_sys::raw_expression_tree_walker(node, Some(raw_walker), ctx)
+    }
+}
+
+/// How a relation is used by the query.
+#[derive(Debug, Default, Clone)]
+pub struct RelationUse {
+    /// Read with the caller's own privileges somewhere (not only behind a view).
+    pub direct: bool,
+    /// Attribute numbers read; 0 is a whole-row reference.
+    pub attnums: BTreeSet<i16>,
+}
+
+/// A function-like construct that has no `pg_proc` entry of its own: name and volatility.
+pub type Pseudo = (&'static str, u8);
+
+/// Everything a query touches, and the structural violations met on the way.
+#[derive(Debug, Default)]
+pub struct Touched {
+    pub violations: Vec<Violation>,
+    pub relations: BTreeMap<u32, RelationUse>,
+    pub functions: BTreeSet<u32>,
+    pub pseudo_functions: BTreeSet<Pseudo>,
+    domains: BTreeSet<u32>,
+}
+
+impl Touched {
+    /// Walk an analysed and rewritten query.
+    ///
+    /// # Safety
+    /// `query` must be a valid `Query` node.
+    pub unsafe fn walk_query(&mut self, query: *mut pg_sys::Query) {
+        let ctx = (self as *mut Touched).cast::<c_void>();
+        // SAFETY: guaranteed by the caller.
+        unsafe { query_walker(query.cast(), ctx) };
+    }
+
+    fn violation(&mut self, code: Code, message: &str) {
+        if !self.violations.iter().any(|(c, _)| *c == code) {
+            self.violations.push((code, message.to_string()));
+        }
+    }
+
+    fn operator(&mut self, opno: pg_sys::Oid) {
+        if opno != pg_sys::InvalidOid {
+            // SAFETY: catalog lookup; InvalidOid for a missing operator.
+            let func = unsafe { pg_sys::get_opcode(opno) };
+            self.function(func);
+        }
+    }
+
+    fn function(&mut self, func: pg_sys::Oid) {
+        if func != pg_sys::InvalidOid {
+            self.functions.insert(func.to_u32());
+        }
+    }
+
+    /// The sort and equality operators of a list of `SortGroupClause`.
+    unsafe fn sort_group_clauses(&mut self, list: *mut pg_sys::List) {
+        // SAFETY: the caller passes a list of SortGroupClause (or NIL).
+        let clauses = unsafe { PgList::<pg_sys::SortGroupClause>::from_pg(list) };
+        for clause in clauses.iter_ptr() {
+            // SAFETY: element of the list.
+            let clause = unsafe { &*clause };
+            self.operator(clause.eqop);
+            self.operator(clause.sortop);
+        }
+    }
+
+    /// Checks and collections at one query level, before its contents are walked.
+    unsafe fn query_level(&mut self, q: &pg_sys::Query) {
+        if q.commandType != pg_sys::CmdType::CMD_SELECT || !q.utilityStmt.is_null() {
+            // SAFETY: a utility statement is a valid node.
+            let select_into = q.commandType == pg_sys::CmdType::CMD_UTILITY
+                && unsafe { is_a(q.utilityStmt, pg_sys::NodeTag::T_CreateTableAsStmt) };
+            if select_into {
+                self.violation(
+                    Code::SelectInto,
+                    "SELECT INTO creates a table; write a plain SELECT",
+                );
+            } else if q.commandType == pg_sys::CmdType::CMD_UTILITY {
+                self.violation(Code::NotAQuery, "the statement is not a query");
+            } else {
+                self.violation(
+                    Code::DataModifyingCte,
+                    "a WITH query or rule inserts, updates or deletes",
+                );
+            }
+        }
+        if q.hasModifyingCTE {
+            self.violation(
+                Code::DataModifyingCte,
+                "a WITH query inserts, updates or deletes",
+            );
+        }
+        if !q.rowMarks.is_null() || q.hasForUpdate {
+            self.violation(
+                Code::LockingClause,
+                "FOR UPDATE/SHARE (in the query or a view it reads) locks rows; \
+                 a read-only query may not",
+            );
+        }
+        // SAFETY: these lists hold SortGroupClause / WindowClause nodes.
+        unsafe {
+            self.sort_group_clauses(q.sortClause);
+            self.sort_group_clauses(q.groupClause);
+            self.sort_group_clauses(q.distinctClause);
+            let windows = PgList::<pg_sys::WindowClause>::from_pg(q.windowClause);
+            for w in windows.iter_ptr() {
+                let w = &*w;
+                self.sort_group_clauses(w.partitionClause);
+                self.sort_group_clauses(w.orderClause);
+                self.function(w.startInRangeFunc);
+                self.function(w.endInRangeFunc);
+            }
+        }
+    }
+
+    /// A range table entry, before its contents are walked.
+    fn range_table_entry(&mut self, rte: &pg_sys::RangeTblEntry) {
+        if rte.rtekind != pg_sys::RTEKind::RTE_RELATION {
+            return;
+        }
+        let entry = self.relations.entry(rte.relid.to_u32()).or_default();
+        // Read with the caller's own privileges: permission bits to check, as the current
+        // user. Tables inside a view owned by someone else carry the owner in checkAsUser.
+        if rte.requiredPerms != 0 && rte.checkAsUser == pg_sys::InvalidOid {
+            entry.direct = true;
+        }
+        // SAFETY: selectedCols of a valid range table entry.
+        entry
+            .attnums
+            .extend(unsafe { crate::catalog::attnums(rte.selectedCols) });
+    }
+
+    /// Nodes whose function calls `check_functions_in_node` does not report.
+    unsafe fn special_node(&mut self, node: *mut pg_sys::Node) {
+        use pg_sys::NodeTag::*;
+        // SAFETY: each cast follows the node's tag.
+        unsafe {
+            if is_a(node, T_XmlExpr) {
+                let x = &*node.cast::<pg_sys::XmlExpr>();
+                let name = match x.op {
+                    pg_sys::XmlExprOp::IS_XMLCONCAT => "xmlconcat",
+                    pg_sys::XmlExprOp::IS_XMLELEMENT => "xmlelement",
+                    pg_sys::XmlExprOp::IS_XMLFOREST => "xmlforest",
+                    pg_sys::XmlExprOp::IS_XMLPARSE => "xmlparse",
+                    pg_sys::XmlExprOp::IS_XMLPI => "xmlpi",
+                    pg_sys::XmlExprOp::IS_XMLROOT => "xmlroot",
+                    pg_sys::XmlExprOp::IS_XMLSERIALIZE => "xmlserialize",
+                    _ => "xml_is_document",
+                };
+                self.pseudo_functions.insert((name, b'i'));
+            } else if is_a(node, T_SQLValueFunction) {
+                use pg_sys::SQLValueFunctionOp::*;
+                let f = &*node.cast::<pg_sys::SQLValueFunction>();
+                let name = match f.op {
+                    SVFOP_CURRENT_DATE => "current_date",
+                    SVFOP_CURRENT_TIME | SVFOP_CURRENT_TIME_N => "current_time",
+                    SVFOP_CURRENT_TIMESTAMP | SVFOP_CURRENT_TIMESTAMP_N => "current_timestamp",
+                    SVFOP_LOCALTIME | SVFOP_LOCALTIME_N => "localtime",
+                    SVFOP_LOCALTIMESTAMP | SVFOP_LOCALTIMESTAMP_N => "localtimestamp",
+                    SVFOP_CURRENT_ROLE => "current_role",
+                    SVFOP_CURRENT_USER => "current_user",
+                    SVFOP_USER => "user",
+                    SVFOP_SESSION_USER => "session_user",
+                    SVFOP_CURRENT_CATALOG => "current_catalog",
+                    _ => "current_schema",
+                };
+                self.pseudo_functions.insert((name, b's'));
+            } else if is_a(node, T_NextValueExpr) {
+                self.pseudo_functions.insert(("nextval", b'v'));
+            } else if is_a(node, T_CoerceToDomain) {
+                let d = &*node.cast::<pg_sys::CoerceToDomain>();
+                self.domain(d.resulttype);
+            } else if is_a(node, T_MinMaxExpr) {
+                let m = &*node.cast::<pg_sys::MinMaxExpr>();
+                let cache =
+                    pg_sys::lookup_type_cache(m.minmaxtype, pg_sys::TYPECACHE_CMP_PROC as i32);
+                if !cache.is_null() {
+                    self.function((*cache).cmp_proc);
+                }
+            } else if is_a(node, T_SubscriptingRef) {
+                let s = &*node.cast::<pg_sys::SubscriptingRef>();
+                let handler = pg_sys::get_typsubscript(s.refcontainertype, std::ptr::null_mut());
+                self.function(handler);
+            } else if is_a(node, T_SortGroupClause) {
+                let c = &*node.cast::<pg_sys::SortGroupClause>();
+                self.operator(c.eqop);
+                self.operator(c.sortop);
+            } else if is_a(node, T_SetOperationStmt) {
+                let s = &*node.cast::<pg_sys::SetOperationStmt>();
+                self.sort_group_clauses(s.groupClauses);
+            } else if is_a(node, T_TableSampleClause) {
+                let t = &*node.cast::<pg_sys::TableSampleClause>();
+                self.function(t.tsmhandler);
+            } else if is_a(node, T_RowCompareExpr) {
+                let r = &*node.cast::<pg_sys::RowCompareExpr>();
+                let opnos = PgList::<c_void>::from_pg(r.opnos);
+                for opno in opnos.iter_oid() {
+                    self.operator(opno);
+                }
+            }
+        }
+    }
+
+    /// A domain's CHECK constraints (its base domains' included) may call any function: walk
+    /// their expressions like the query's own.
+    unsafe fn domain(&mut self, typid: pg_sys::Oid) {
+        if !self.domains.insert(typid.to_u32()) {
+            return;
+        }
+        // SAFETY: the DomainConstraintRef is palloc'd in the context it registers its release
+        // callback with, as typcache requires; the expressions are only read.
+        unsafe {
+            let context = pg_sys::CurrentMemoryContext;
+            let dref = pg_sys::palloc0(std::mem::size_of::<pg_sys::DomainConstraintRef>())
+                .cast::<pg_sys::DomainConstraintRef>();
+            pg_sys::InitDomainConstraintRef(typid, dref, context, false);
+            let constraints = PgList::<pg_sys::DomainConstraintState>::from_pg((*dref).constraints);
+            let ctx = (self as *mut Touched).cast::<c_void>();
+            for c in constraints.iter_ptr() {
+                let check = (*c).check_expr;
+                if !check.is_null() {
+                    query_walker(check.cast(), ctx);
+                }
+            }
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn record_function(func: pg_sys::Oid, ctx: *mut c_void) -> bool {
+    // SAFETY: ctx is the Touched of the walk.
+    let touched = unsafe { &mut *ctx.cast::<Touched>() };
+    touched.function(func);
+    false
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn query_walker(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    // SAFETY: ctx is the Touched of the walk; node is a valid analysed-tree node.
+    unsafe {
+        let touched = &mut *ctx.cast::<Touched>();
+        if is_a(node, pg_sys::NodeTag::T_Query) {
+            let query = node.cast::<pg_sys::Query>();
+            touched.query_level(&*query);
+            return pg_sys::query_tree_walker(
+                query,
+                Some(query_walker),
+                ctx,
+                pg_sys::QTW_EXAMINE_RTES_BEFORE as i32,
+            );
+        }
+        if is_a(node, pg_sys::NodeTag::T_RangeTblEntry) {
+            touched.range_table_entry(&*node.cast::<pg_sys::RangeTblEntry>());
+            return false;
+        }
+        pg_sys::check_functions_in_node(node, Some(record_function), ctx);
+        touched.special_node(node);
+        pg_sys::expression_tree_walker(node, Some(query_walker), ctx)
+    }
+}
