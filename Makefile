@@ -126,10 +126,15 @@ psql:
 
 ## ---------------------------------------------------------------- fixtures and demo
 
+# The fixture databases (fixtures/README.md): loads what is missing or out of date;
+# FORCE="nlq_large ..." rebuilds those even if current.
 fixtures: db-start
+	fixtures/load.sh $(foreach db,$(FORCE),--force $(db))
 
+# The bridge's main job, for now: the schema snapshot of a fixture database, summarised.
 demo: db-start fixtures build
-	./target/release/pg-nlq-bridge snapshot --database "host=$(NLQ_PGSOCK) port=$(NLQ_PGPORT) user=postgres dbname=postgres"
+	./target/release/pg-nlq-bridge snapshot --no-stats \
+	  --database "host=$(NLQ_PGSOCK) port=$(NLQ_PGPORT) user=postgres dbname=nlq_small"
 
 ## ---------------------------------------------------------------- tests
 
@@ -171,7 +176,7 @@ test-regress: db-start
 	  || { cat sql/regress/regression.diffs 2>/dev/null | head -200; exit 1; }
 
 # Tier 4: the bridge against the project cluster.
-test-bridge: db-start
+test-bridge: db-start fixtures
 	NLQ_TEST_DSN="host=$(NLQ_PGSOCK) port=$(NLQ_PGPORT) user=postgres" cargo test -p mcp-bridge --tests
 
 ## ---------------------------------------------------------------- benchmarks
