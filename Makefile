@@ -146,8 +146,10 @@ lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-# Tier 1: backend-free logic.
+# Tier 1: backend-free logic. The extension's #[pg_test]s (named pg_*) need a backend: they
+# run in test-pg, with these plain tests again.
 test-unit: setup
+	cargo test -p pg_nlq_ext --lib -- --skip ::pg_
 	cargo test -p mcp-bridge --bins --lib
 
 # Tier 2: #[pg_test] inside a real backend (pgrx starts its own scratch cluster as postgres).
