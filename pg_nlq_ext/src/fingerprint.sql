@@ -15,11 +15,16 @@
 -- COMMIT) writes a version with the same xmin, so its own later reads miss the second change;
 -- other sessions never saw the first state.
 --
+-- The caller's access policy is hashed too: a DBA who changes pg_nlq.denied_columns for the
+-- bridge's role changes what its snapshot shows (from its next login, when settings apply).
+--
 -- Each catalog is folded with count(*) and an order-independent xor of 64-bit hashes of the
 -- row's identity seeded with its xmin (no sort, no text); the folds, the caller's identity and
 -- the snapshot format go into sha256.
 --
 -- $1 text  snapshot format version
+-- $2 text  the caller's access policy (pg_nlq.denied_relations, allowed_relations,
+--          denied_columns): it decides what the snapshot shows
 WITH
 nsp AS MATERIALIZED (
     SELECT n.oid, n.xmin FROM pg_catalog.pg_namespace n
@@ -90,7 +95,7 @@ folds(part, n, h) AS (
     FROM pg_catalog.pg_extension e
 )
 SELECT encode(sha256(convert_to(
-           concat_ws('|', $1::text, current_user,
+           concat_ws('|', $1::text, $2::text, current_user,
                      (SELECT r.rolsuper::text || r.rolbypassrls::text
                       FROM pg_catalog.pg_roles r WHERE r.rolname = current_user),
                      (SELECT string_agg(part || '=' || n || ':' || COALESCE(h, 0), ','

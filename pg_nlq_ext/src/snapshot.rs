@@ -8,9 +8,15 @@
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
+use std::collections::HashSet;
+
+use pgrx::pg_sys;
+
 use crate::error::NlqError;
 use crate::gucs;
 use crate::jsonb::JsonbDatum;
+use crate::policy::AccessPolicy;
+use crate::validate::{Code, Policies};
 
 /// Version of the snapshot document's shape. Part of the fingerprint, so a client's cache is
 /// invalidated when an upgrade of pg_nlq changes the shape.
@@ -44,12 +50,14 @@ fn nlq_schema_snapshot(
     });
     let max_values = gucs::STATS_COMMON_VALUES.get();
     let max_len = gucs::STATS_VALUE_LENGTH.get();
+    let policy = access_policy();
 
     Spi::connect(|client| {
         if let Some(names) = &schemas {
             check_schemas_exist(client, names);
         }
         let fingerprint = fingerprint(client);
+        let hidden = Hidden::by(client, &policy);
         let snapshot = client
             .select(
                 SNAPSHOT_SQL,
@@ -61,6 +69,9 @@ fn nlq_schema_snapshot(
                     max_len.into(),
                     fingerprint.into(),
                     FORMAT_VERSION.into(),
+                    hidden.relations.into(),
+                    hidden.column_relids.into(),
+                    hidden.column_attnums.into(),
                 ],
             )
             .and_then(|table| table.first().get_one::<JsonbDatum>());
@@ -92,13 +103,148 @@ fn nlq_schema_fingerprint() -> String {
 
 fn fingerprint(client: &SpiClient<'_>) -> String {
     let version = format!("pg_nlq-snapshot-v{FORMAT_VERSION}");
+    // the access policy decides what the snapshot shows, so it is part of the state
+    let policy = [
+        &gucs::DENIED_RELATIONS,
+        &gucs::ALLOWED_RELATIONS,
+        &gucs::DENIED_COLUMNS,
+    ]
+    .map(gucs::string_value)
+    .join("\n");
     match client
-        .select(FINGERPRINT_SQL, Some(1), &[version.into()])
+        .select(FINGERPRINT_SQL, Some(1), &[version.into(), policy.into()])
         .and_then(|table| table.first().get_one::<String>())
     {
         Ok(Some(hash)) => hash,
         Ok(None) => internal_error("the fingerprint query returned no row"),
         Err(e) => internal_error(&e.to_string()),
+    }
+}
+
+/// The DBA's access policy, as nlq_validate() and nlq_run() apply it. A setting that does not
+/// parse is an error here too (POLICY_ERROR): a broken policy never means "show everything".
+fn access_policy() -> AccessPolicy {
+    match Policies::current() {
+        Ok(policies) => (*policies.access).clone(),
+        Err(message) => NlqError::Refused {
+            code: Code::PolicyError.as_str(),
+            message,
+            sqlstate: Code::PolicyError.sqlstate(None),
+            detail: None,
+            hint: None,
+        }
+        .raise(),
+    }
+}
+
+/// What the access policy hides from the snapshot: the relations nlq_run() would refuse to
+/// read directly, the views that would read a denied relation or column, and denied columns.
+#[derive(Default)]
+struct Hidden {
+    relations: Vec<pg_sys::Oid>,
+    column_relids: Vec<pg_sys::Oid>,
+    column_attnums: Vec<i16>,
+}
+
+const POLICY_RELATIONS_SQL: &str = "\
+    SELECT c.oid, n.nspname::text, c.relname::text, c.relkind = 'v' \
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+      AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'";
+
+const POLICY_COLUMNS_SQL: &str = "\
+    SELECT a.attrelid, a.attnum, n.nspname::text, c.relname::text, a.attname::text \
+    FROM pg_catalog.pg_attribute a \
+    JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped \
+      AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'";
+
+/// What each view's rewrite rule reads: (view, relation, column or 0 for the whole relation).
+const VIEW_READS_SQL: &str = "\
+    SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid::int2 \
+    FROM pg_catalog.pg_rewrite r \
+    JOIN pg_catalog.pg_class v ON v.oid = r.ev_class AND v.relkind = 'v' \
+    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass \
+     AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass \
+     AND d.refobjid <> r.ev_class";
+
+impl Hidden {
+    fn by(client: &SpiClient<'_>, policy: &AccessPolicy) -> Hidden {
+        if policy.is_empty() {
+            return Hidden::default();
+        }
+        // `denied` is what no query may read at all, even through a view; `hidden` adds what
+        // allowed_relations leaves out, which a view owned by someone else may still read.
+        let mut denied: HashSet<pg_sys::Oid> = HashSet::new();
+        let mut hidden: HashSet<pg_sys::Oid> = HashSet::new();
+        if policy.has_relation_rules() {
+            for row in client
+                .select(POLICY_RELATIONS_SQL, None, &[])
+                .unwrap_or_else(spi_failed)
+            {
+                let oid = column::<pg_sys::Oid>(&row, 1);
+                let schema = column::<String>(&row, 2).unwrap_or_default();
+                let name = column::<String>(&row, 3).unwrap_or_default();
+                let Some(oid) = oid else { continue };
+                if policy.relation_refusal(&schema, &name, false).is_some() {
+                    denied.insert(oid);
+                }
+                if policy.relation_refusal(&schema, &name, true).is_some() {
+                    hidden.insert(oid);
+                }
+            }
+        }
+        let mut columns: HashSet<(pg_sys::Oid, i16)> = HashSet::new();
+        if policy.has_column_rules() {
+            for row in client
+                .select(POLICY_COLUMNS_SQL, None, &[])
+                .unwrap_or_else(spi_failed)
+            {
+                let relid = column::<pg_sys::Oid>(&row, 1);
+                let attnum = column::<i16>(&row, 2);
+                let schema = column::<String>(&row, 3).unwrap_or_default();
+                let table = column::<String>(&row, 4).unwrap_or_default();
+                let attname = column::<String>(&row, 5).unwrap_or_default();
+                if let (Some(relid), Some(attnum)) = (relid, attnum) {
+                    if policy.column_refusal(&schema, &table, &attname).is_some() {
+                        columns.insert((relid, attnum));
+                    }
+                }
+            }
+        }
+        // a view that reads a denied relation or column is refused as a whole (nlq_validate
+        // expands it), and so is a view over such a view: propagate to a fixed point
+        let mut reads = Vec::new();
+        for row in client
+            .select(VIEW_READS_SQL, None, &[])
+            .unwrap_or_else(spi_failed)
+        {
+            let view = column::<pg_sys::Oid>(&row, 1);
+            let rel = column::<pg_sys::Oid>(&row, 2);
+            let attnum = column::<i16>(&row, 3).unwrap_or(0);
+            if let (Some(view), Some(rel)) = (view, rel) {
+                reads.push((view, rel, attnum));
+            }
+        }
+        loop {
+            let before = denied.len();
+            for &(view, rel, attnum) in &reads {
+                if denied.contains(&rel) || (attnum > 0 && columns.contains(&(rel, attnum))) {
+                    denied.insert(view);
+                }
+            }
+            if denied.len() == before {
+                break;
+            }
+        }
+        hidden.extend(denied);
+        let (column_relids, column_attnums) = columns.into_iter().unzip();
+        Hidden {
+            relations: hidden.into_iter().collect(),
+            column_relids,
+            column_attnums,
+        }
     }
 }
 
@@ -117,6 +263,15 @@ fn check_schemas_exist(client: &SpiClient<'_>, names: &[String]) {
         Ok(Some(list)) => NlqError::UnknownSchema(list).raise(),
         Err(e) => internal_error(&e.to_string()),
     }
+}
+
+fn spi_failed<T>(e: pgrx::spi::SpiError) -> T {
+    internal_error(&e.to_string())
+}
+
+/// Column `n` of an SPI result row.
+fn column<T: FromDatum + IntoDatum>(row: &pgrx::spi::SpiHeapTupleData<'_>, n: usize) -> Option<T> {
+    row.get::<T>(n).unwrap_or_else(spi_failed)
 }
 
 fn internal_error(detail: &str) -> ! {

@@ -5,6 +5,8 @@
 -- privileges: a schema needs USAGE, a relation SELECT on the table or on one of its columns,
 -- a column SELECT on it (table-level SELECT covers every column). A constraint or index is
 -- shown only when every column it mentions is visible, a foreign key only when its target is.
+-- What the access policy hides ($7-$9) counts as not visible: the model is never shown what
+-- nlq_run() would refuse, nor the statistics of a denied column.
 -- Partitions are folded under the partitioned table at the root of their tree.
 --
 -- $1 text[]  only these schemas (NULL: all)
@@ -13,6 +15,9 @@
 -- $4 int     longest most-common value kept (characters)
 -- $5 text    fingerprint of the schema state (nlq_schema_fingerprint())
 -- $6 int     format version of this document
+-- $7 oid[]   relations the DBA's access policy hides (pg_nlq.denied_relations,
+--            pg_nlq.allowed_relations, and views over what they hide); see snapshot.rs
+-- $8 oid[], $9 int2[]  columns it hides (pg_nlq.denied_columns), as parallel arrays
 --
 -- The document is built as json text and converted to jsonb once, at the end: jsonb built
 -- level by level re-encodes every nested value at every level, which costs several times more.
@@ -38,12 +43,17 @@ nsp AS MATERIALIZED (
       AND NOT EXISTS (SELECT 1 FROM own
                       WHERE own.classid = 'pg_catalog.pg_namespace'::regclass AND own.objid = n.oid)
 ),
+hidden_col AS MATERIALIZED (
+    SELECT h.relid, h.attnum FROM unnest($8::oid[], $9::int2[]) AS h(relid, attnum)
+),
 rel AS MATERIALIZED (
     SELECT c.oid, c.relname, c.relkind, c.reltuples, c.relpages, n.nspname,
-           pg_catalog.has_table_privilege(c.oid, 'SELECT') AS full_access
+           pg_catalog.has_table_privilege(c.oid, 'SELECT')
+           AND NOT EXISTS (SELECT 1 FROM hidden_col h WHERE h.relid = c.oid) AS full_access
     FROM pg_catalog.pg_class c
     JOIN nsp n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
+      AND c.oid <> ALL ($7::oid[])
       AND (pg_catalog.has_table_privilege(c.oid, 'SELECT')
            OR pg_catalog.has_any_column_privilege(c.oid, 'SELECT'))
       AND NOT EXISTS (SELECT 1 FROM own
@@ -71,7 +81,10 @@ col AS MATERIALIZED (
     JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid
     LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
     WHERE a.attnum > 0 AND NOT a.attisdropped
-      AND (r.full_access OR pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT'))
+      AND (r.full_access
+           OR (pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT')
+               AND NOT EXISTS (SELECT 1 FROM hidden_col h
+                               WHERE h.relid = a.attrelid AND h.attnum = a.attnum)))
 ),
 stats AS (
     SELECT s.relid, s.attnum,
@@ -130,7 +143,10 @@ con_cols AS (
     SELECT k.oid,
            array_agg(a.attname ORDER BY u.i) AS cols,
            bool_and(k.full_access OR a.attnum IS NULL
-                    OR pg_catalog.has_column_privilege(k.conrelid, a.attnum, 'SELECT')) AS visible
+                    OR (pg_catalog.has_column_privilege(k.conrelid, a.attnum, 'SELECT')
+                        AND NOT EXISTS (SELECT 1 FROM hidden_col h
+                                        WHERE h.relid = k.conrelid AND h.attnum = a.attnum)))
+             AS visible
     FROM con k
     CROSS JOIN LATERAL unnest(k.conkey) WITH ORDINALITY u(attnum, i)
     LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum
@@ -139,7 +155,10 @@ con_cols AS (
 con_refcols AS (
     SELECT k.oid,
            array_agg(a.attname ORDER BY u.i) AS cols,
-           bool_and(pg_catalog.has_column_privilege(k.confrelid, a.attnum, 'SELECT')) AS visible
+           bool_and(pg_catalog.has_column_privilege(k.confrelid, a.attnum, 'SELECT')
+                    AND NOT EXISTS (SELECT 1 FROM hidden_col h
+                                    WHERE h.relid = k.confrelid AND h.attnum = a.attnum))
+             AS visible
     FROM con k
     CROSS JOIN LATERAL unnest(k.confkey) WITH ORDINALITY u(attnum, i)
     JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.attnum
@@ -179,7 +198,8 @@ cons AS (
     LEFT JOIN (SELECT fc.oid, fc.relname, fn.nspname
                FROM pg_catalog.pg_class fc
                JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
-               WHERE pg_catalog.has_schema_privilege(fn.oid, 'USAGE')) fr ON fr.oid = k.confrelid
+               WHERE pg_catalog.has_schema_privilege(fn.oid, 'USAGE')
+                 AND fc.oid <> ALL ($7::oid[])) fr ON fr.oid = k.confrelid
     LEFT JOIN pg_catalog.pg_description d ON d.classoid = 'pg_catalog.pg_constraint'::regclass AND d.objoid = k.oid
     WHERE COALESCE(cc.visible, true)
       AND (k.contype <> 'f' OR (fr.oid IS NOT NULL AND COALESCE(rc.visible, false)))
@@ -214,15 +234,20 @@ idx AS (
                ELSE NOT EXISTS (
                    SELECT 1 FROM unnest(i.indkey::int2[]) k(attnum)
                    WHERE k.attnum > 0
-                     AND NOT pg_catalog.has_column_privilege(i.indrelid, k.attnum, 'SELECT'))
+                     AND (NOT pg_catalog.has_column_privilege(i.indrelid, k.attnum, 'SELECT')
+                          OR EXISTS (SELECT 1 FROM hidden_col h
+                                     WHERE h.relid = i.indrelid AND h.attnum = k.attnum)))
                 AND NOT EXISTS (
                    SELECT 1 FROM pg_catalog.pg_depend dep
                    WHERE dep.classid = 'pg_catalog.pg_class'::regclass
                      AND dep.objid = i.indexrelid
                      AND dep.refclassid = 'pg_catalog.pg_class'::regclass
                      AND dep.refobjid = i.indrelid AND dep.refobjsubid > 0
-                     AND NOT pg_catalog.has_column_privilege(i.indrelid, dep.refobjsubid::int2,
-                                                             'SELECT'))
+                     AND (NOT pg_catalog.has_column_privilege(i.indrelid, dep.refobjsubid::int2,
+                                                              'SELECT')
+                          OR EXISTS (SELECT 1 FROM hidden_col h
+                                     WHERE h.relid = i.indrelid
+                                       AND h.attnum = dep.refobjsubid)))
           END
     GROUP BY i.indrelid
 ),
