@@ -179,7 +179,7 @@ test-regress: db-start
 
 # Tier 4: the bridge against the project cluster.
 test-bridge: db-start fixtures
-	NLQ_TEST_DSN="host=$(NLQ_PGSOCK) port=$(NLQ_PGPORT) user=postgres" cargo test -p mcp-bridge --tests
+	NLQ_TEST_DSN="host=$(NLQ_PGSOCK) port=$(NLQ_PGPORT) user=postgres" cargo test -p mcp-bridge --test '*'
 
 ## ---------------------------------------------------------------- benchmarks
 
