@@ -39,6 +39,8 @@ export NLQ_PGSOCK NLQ_PGPORT
 PSQL    := $(PG_BIN)/psql -X -v ON_ERROR_STOP=1 -q
 AS_PG   := runuser -u postgres --
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# builds the extension (release) and installs it into the system PostgreSQL
+INSTALL_EXT = cd pg_nlq_ext && cargo pgrx install --release --pg-config $(PG_CONFIG)
 EXT_SQL  = $(shell $(PG_CONFIG) --sharedir)/extension/pg_nlq--$(shell sed -n 's/^version = "\(.*\)"/\1/p' pg_nlq_ext/Cargo.toml).sql
 
 .PHONY: help setup build install db-start db-stop db-status db-destroy psql fixtures demo \
@@ -75,7 +77,7 @@ build: setup
 	cargo build --release -p mcp-bridge
 
 install: setup
-	cd pg_nlq_ext && cargo pgrx install --release --pg-config $(PG_CONFIG)
+	$(INSTALL_EXT)
 
 ## ---------------------------------------------------------------- the project cluster
 
@@ -163,7 +165,7 @@ test-pg: install
 	status=0; \
 	(cd pg_nlq_ext && cargo pgrx test pg$(PG_MAJOR) --runas postgres --pgdata "$(PGRX_TEST_PGDATA)") || status=$$?; \
 	rm -f "$$($(PG_CONFIG) --pkglibdir)/pg_nlq.so"; \
-	(cd pg_nlq_ext && cargo pgrx install --release --pg-config $(PG_CONFIG)) >/dev/null; \
+	($(INSTALL_EXT)) >/dev/null; \
 	exit $$status
 
 # Tier 3: SQL-level regression files, readable by a DBA, against the project cluster.

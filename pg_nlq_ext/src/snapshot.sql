@@ -47,7 +47,7 @@ hidden_col AS MATERIALIZED (
     SELECT h.relid, h.attnum FROM unnest($8::oid[], $9::int2[]) AS h(relid, attnum)
 ),
 rel AS MATERIALIZED (
-    SELECT c.oid, c.relname, c.relkind, c.reltuples, c.relpages, n.nspname,
+    SELECT c.oid, c.relname, c.relkind, c.reltuples, n.nspname,
            pg_catalog.has_table_privilege(c.oid, 'SELECT')
            AND NOT EXISTS (SELECT 1 FROM hidden_col h WHERE h.relid = c.oid) AS full_access
     FROM pg_catalog.pg_class c
@@ -134,7 +134,7 @@ cols AS (
 -- constraints on visible relations, with the names of their columns in key order
 con AS MATERIALIZED (
     SELECT k.oid, k.conname, k.contype, k.conrelid, k.confrelid, k.confupdtype, k.confdeltype,
-           k.confmatchtype, k.conkey, k.confkey, r.full_access
+           k.conkey, k.confkey, r.full_access
     FROM pg_catalog.pg_constraint k
     JOIN rel r ON r.oid = k.conrelid
     WHERE k.contype IN ('p', 'u', 'f', 'c') AND k.conparentid = 0
