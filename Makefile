@@ -17,7 +17,7 @@ PG_MAJOR      := 15
 PG_BIN        := /usr/lib/postgresql/$(PG_MAJOR)/bin
 PG_CONFIG     := $(PG_BIN)/pg_config
 PGRX_VERSION  := 0.18.1
-APT_PACKAGES  := postgresql-$(PG_MAJOR) postgresql-server-dev-$(PG_MAJOR) libclang-dev clang sudo
+APT_PACKAGES  := postgresql-$(PG_MAJOR) postgresql-server-dev-$(PG_MAJOR) libclang-dev clang sudo openssl python3-venv
 PGRX_HOME     ?= $(HOME)/.pgrx
 export PGRX_HOME
 
@@ -133,10 +133,25 @@ psql:
 fixtures: db-start
 	fixtures/load.sh $(foreach db,$(FORCE),--force $(db))
 
-# The bridge's main job, for now: the schema snapshot of a fixture database, summarised.
-demo: db-start fixtures build
-	./target/release/pg-nlq-bridge snapshot --no-stats \
-	  --database "host=$(NLQ_PGSOCK) port=$(NLQ_PGPORT) user=postgres dbname=nlq_small"
+# The bridge's main job: check the configuration, then answer a question in plain language
+# when a model is configured (OPENAI_API_KEY; OPENAI_BASE_URL for another OpenAI-compatible
+# endpoint). Without a key (no model is reachable from CI machines) it says so and shows the
+# checked read-only path the answers go through.
+BRIDGE        := ./target/release/pg-nlq-bridge
+BRIDGE_CONFIG ?= fixtures/bridge.toml
+DEMO_QUESTION ?= Which five customers spent the most on books, and how much did each spend?
+demo: db-start fixtures bridge-role build
+	$(BRIDGE) check-config --config $(BRIDGE_CONFIG)
+	@if [ -n "$${OPENAI_API_KEY:-}" ]; then \
+	  $(BRIDGE) ask --config $(BRIDGE_CONFIG) --return both "$(DEMO_QUESTION)"; \
+	else \
+	  echo; echo "demo: OPENAI_API_KEY is not set, so the bridge has no model to ask \"$(DEMO_QUESTION)\"."; \
+	  echo "demo: set it and run 'make demo' again. Meanwhile, the path every answer takes (nlq_validate, then nlq_run):"; echo; \
+	  $(BRIDGE) run --config $(BRIDGE_CONFIG) --db nlq_small --limit 5 \
+	    "SELECT c.first_name || ' ' || c.last_name AS customer, sum(oi.quantity * oi.unit_price) AS spent FROM public.customers c JOIN public.orders o ON o.customer_id = c.id JOIN public.order_items oi ON oi.order_id = o.id GROUP BY c.id ORDER BY spent DESC"; \
+	  echo; echo "demo: and a write is refused before it runs:"; \
+	  ! $(BRIDGE) run --config $(BRIDGE_CONFIG) --db nlq_small "DELETE FROM public.orders"; \
+	fi
 
 ## ---------------------------------------------------------------- tests
 
@@ -179,12 +194,40 @@ test-regress: db-start
 	  $$(cd sql/regress/sql && ls *.sql | sed 's/\.sql$$//' | sort) \
 	  || { cat sql/regress/regression.diffs 2>/dev/null | head -200; exit 1; }
 
-# Tier 4: the bridge against the project cluster.
-test-bridge: db-start fixtures
-	NLQ_TEST_DSN="host=$(NLQ_PGSOCK) port=$(NLQ_PGPORT) user=postgres" cargo test -p mcp-bridge --test '*'
+# Tier 4: the bridge against the project cluster. The bridge connects as the least-privilege
+# role (NLQ_TEST_BRIDGE_DSN); set-up and cross-checks use the superuser (NLQ_TEST_DSN).
+test-bridge: db-start fixtures bridge-role python-mcp
+	NLQ_TEST_DSN="host=$(NLQ_PGSOCK) port=$(NLQ_PGPORT) user=postgres" \
+	NLQ_TEST_BRIDGE_DSN="host=$(NLQ_PGSOCK) port=$(NLQ_PGPORT) user=nlq_bridge" \
+	NLQ_PYTHON="$(NLQ_VENV)/bin/python" \
+	  cargo test -p mcp-bridge --test '*'
+
+# The least-privilege role the bridge connects as (sql/bridge_role.sql) in each fixture
+# database, with the fixtures' protected objects denied to it in nlq_large
+# (fixtures/bridge_policy.sql). Idempotent.
+.PHONY: bridge-role
+bridge-role: fixtures
+	@for db in nlq_small nlq_medium nlq_large; do \
+	  $(PSQL) -d "$$db" -v role=nlq_bridge -f sql/bridge_role.sql >/dev/null; \
+	done
+	@$(PSQL) -d postgres -f fixtures/bridge_policy.sql
+
+# The official Python MCP SDK (pinned), for the bridge's interoperability test
+# (mcp-bridge/tests/python_sdk.rs), in a virtual environment beside the cluster.
+MCP_PY_VERSION := 2.3.0
+NLQ_VENV       ?= $(NLQ_STATE)/venv
+.PHONY: python-mcp
+python-mcp: setup
+	@if [ "$$("$(NLQ_VENV)/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null)" != "$(MCP_PY_VERSION)" ]; then \
+	  echo "python-mcp: installing mcp $(MCP_PY_VERSION) into $(NLQ_VENV)"; \
+	  [ -x "$(NLQ_VENV)/bin/python" ] || python3 -m venv "$(NLQ_VENV)"; \
+	  "$(NLQ_VENV)/bin/python" -m pip install -q --disable-pip-version-check "mcp==$(MCP_PY_VERSION)"; \
+	fi
 
 ## ---------------------------------------------------------------- benchmarks
 
-bench: db-start
+bench: db-start fixtures
 	bench/snapshot.sh
 	bench/validate_run.sh
+	NLQ_TEST_DSN="host=$(NLQ_PGSOCK) port=$(NLQ_PGPORT) user=postgres" \
+	  cargo run --release -q -p mcp-bridge --example bridge_bench

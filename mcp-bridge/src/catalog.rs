@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::Deserialize;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::config::DatabaseConfig;
 use crate::error::{describe_pg_error, BridgeError};
@@ -20,14 +20,20 @@ pub const FORMAT_VERSION: u32 = 1;
 
 const SNAPSHOT_SQL: &str = "SELECT nlq_schema_snapshot($1::text[], $2::boolean)::text";
 
-/// Opens a connection to the database; the connection is driven by a background task.
+/// Opens a connection to the database, with TLS as its `sslmode` says (see [`crate::tls`]);
+/// the connection is driven by a background task.
 pub async fn connect(config: &DatabaseConfig) -> Result<Client, BridgeError> {
-    tracing::debug!(database = config.redacted(), "connecting");
-    let (client, connection) = config.pg_config().connect(NoTls).await.map_err(|e| {
+    tracing::debug!(
+        database = config.redacted(),
+        sslmode = %config.tls_mode(),
+        "connecting"
+    );
+    let tls = crate::tls::connector(config)?;
+    let (client, connection) = config.pg_config().connect(tls).await.map_err(|e| {
         BridgeError::Connection(format!(
             "could not connect to {}: {}",
             config.redacted(),
-            describe_pg_error(&e)
+            crate::tls::describe_connect_error(config, &e)
         ))
     })?;
     tokio::spawn(async move {

@@ -1,9 +1,11 @@
 //! Where the bridge's settings come from: the database's connection string is taken from the
 //! command line (`--database`) or else from the environment (`NLQ_DATABASE_URL`).
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{describe_pg_error, BridgeError};
+use crate::tls::TlsMode;
 
 /// Environment variable holding the connection string when `--database` is not given.
 pub const DATABASE_ENV: &str = "NLQ_DATABASE_URL";
@@ -19,6 +21,10 @@ const APPLICATION_NAME: &str = "pg-nlq-bridge";
 pub struct DatabaseConfig {
     pg: tokio_postgres::Config,
     redacted: String,
+    /// `sslmode` after libpq's defaults (see [`TlsMode::resolve`]).
+    tls: TlsMode,
+    /// The `sslrootcert` file; `None` for the system's root certificates.
+    root_cert: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -58,6 +64,11 @@ impl DatabaseConfig {
 
     /// Parses a libpq key/value connection string or a `postgres://` URL; `source` names where
     /// it came from, for the error message.
+    ///
+    /// `sslmode` and `sslrootcert` are read here (tokio-postgres knows neither `verify-ca`,
+    /// `verify-full` nor `sslrootcert`); see [`crate::tls`]. TLS is not asked for when every
+    /// host is a Unix-domain socket, as in libpq, and a server given only by `hostaddr` is
+    /// also its host name for TLS (tokio-postgres cannot do TLS without one).
     pub fn parse(dsn: &str, source: &str) -> Result<Self, BridgeError> {
         let redacted = redact_dsn(dsn);
         if dsn.trim().is_empty() {
@@ -66,7 +77,16 @@ impl DatabaseConfig {
                  \"host=localhost dbname=shop\" or \"postgres://localhost/shop\""
             )));
         }
-        let mut pg: tokio_postgres::Config = dsn.parse().map_err(|e| {
+        let options = crate::tls::extract_options(dsn);
+        let (tls, root_cert) =
+            TlsMode::resolve(options.sslmode.as_deref(), options.sslrootcert.as_deref()).map_err(
+                |e| {
+                    BridgeError::Config(format!(
+                        "{source} is not a valid connection string ({redacted}): {e}"
+                    ))
+                },
+            )?;
+        let mut pg: tokio_postgres::Config = options.rest.parse().map_err(|e| {
             BridgeError::Config(format!(
                 "{source} is not a valid connection string ({redacted}): {}",
                 describe_pg_error(&e)
@@ -95,7 +115,37 @@ impl DatabaseConfig {
         if pg.get_application_name().is_none() {
             pg.application_name(APPLICATION_NAME);
         }
-        Ok(DatabaseConfig { pg, redacted })
+        if tls != TlsMode::Disable && pg.get_hosts().is_empty() {
+            for addr in pg.get_hostaddrs().to_vec() {
+                pg.host(addr.to_string());
+            }
+        }
+        let only_sockets = pg
+            .get_hosts()
+            .iter()
+            .all(|host| !matches!(host, tokio_postgres::config::Host::Tcp(_)));
+        pg.ssl_mode(if only_sockets {
+            tokio_postgres::config::SslMode::Disable
+        } else {
+            tls.pg_ssl_mode()
+        });
+        Ok(DatabaseConfig {
+            pg,
+            redacted,
+            tls,
+            root_cert,
+        })
+    }
+
+    /// The `sslmode` to connect with, after libpq's defaults (`require` with an `sslrootcert`
+    /// file is `verify-ca`).
+    pub fn tls_mode(&self) -> TlsMode {
+        self.tls
+    }
+
+    /// The CA certificates file of `sslrootcert`; `None` means the system's root certificates.
+    pub fn root_cert(&self) -> Option<&Path> {
+        self.root_cert.as_deref()
     }
 
     /// The settings to connect with.
@@ -353,6 +403,136 @@ mod tests {
         assert!(message.contains("gives 2 ports for 1 host(s)"), "{message}");
         let config = DatabaseConfig::resolve(Some("host=a,b port=5432,5433".into()), None);
         assert!(config.is_ok(), "{config:?}");
+    }
+
+    #[test]
+    fn tls_settings_are_read() {
+        use tokio_postgres::config::SslMode;
+        let cases = [
+            ("host=h", TlsMode::Prefer, None, SslMode::Prefer),
+            (
+                "host=h sslmode=disable",
+                TlsMode::Disable,
+                None,
+                SslMode::Disable,
+            ),
+            (
+                "host=h sslmode=allow",
+                TlsMode::Prefer,
+                None,
+                SslMode::Prefer,
+            ),
+            (
+                "host=h sslmode=require",
+                TlsMode::Require,
+                None,
+                SslMode::Require,
+            ),
+            (
+                "host=h sslmode=verify-ca sslrootcert=/ca.pem",
+                TlsMode::VerifyCa,
+                Some("/ca.pem"),
+                SslMode::Require,
+            ),
+            (
+                "host=h sslmode=require sslrootcert='/my ca.pem'",
+                TlsMode::VerifyCa,
+                Some("/my ca.pem"),
+                SslMode::Require,
+            ),
+            (
+                "host=h sslmode=verify-full",
+                TlsMode::VerifyFull,
+                None,
+                SslMode::Require,
+            ),
+            (
+                "host=h sslrootcert=system",
+                TlsMode::VerifyFull,
+                None,
+                SslMode::Require,
+            ),
+            (
+                "postgres://h/db?sslmode=verify-full&sslrootcert=%2Fca.pem&user=u",
+                TlsMode::VerifyFull,
+                Some("/ca.pem"),
+                SslMode::Require,
+            ),
+            // TLS is never used over a Unix-domain socket
+            (
+                "host=/run/pg sslmode=verify-full",
+                TlsMode::VerifyFull,
+                None,
+                SslMode::Disable,
+            ),
+            (
+                "postgres://%2Frun%2Fpg/db?sslmode=require",
+                TlsMode::Require,
+                None,
+                SslMode::Disable,
+            ),
+            (
+                "host=/run/pg,h sslmode=require",
+                TlsMode::Require,
+                None,
+                SslMode::Require,
+            ),
+        ];
+        for (dsn, mode, root_cert, pg_mode) in cases {
+            let config = parsed(DatabaseConfig::parse(dsn, "test"));
+            assert_eq!(config.tls_mode(), mode, "{dsn}");
+            assert_eq!(config.root_cert(), root_cert.map(Path::new), "{dsn}");
+            assert_eq!(config.pg_config().get_ssl_mode(), pg_mode, "{dsn}");
+            assert_eq!(config.redacted(), redact_dsn(dsn), "{dsn}");
+        }
+        let url = parsed(DatabaseConfig::parse(
+            "postgres://h/db?sslmode=verify-full&user=u",
+            "test",
+        ));
+        assert_eq!(url.pg_config().get_user(), Some("u"));
+    }
+
+    #[test]
+    fn a_server_given_by_address_is_its_tls_name() {
+        let config = parsed(DatabaseConfig::parse(
+            "hostaddr=10.0.0.1 sslmode=require",
+            "test",
+        ));
+        assert_eq!(
+            config.pg_config().get_hosts(),
+            &[tokio_postgres::config::Host::Tcp("10.0.0.1".into())]
+        );
+        let config = parsed(DatabaseConfig::parse(
+            "hostaddr=10.0.0.1 sslmode=disable",
+            "test",
+        ));
+        assert!(config.pg_config().get_hosts().is_empty());
+    }
+
+    #[test]
+    fn invalid_tls_settings_are_errors() {
+        let message = config_error(DatabaseConfig::parse(
+            "host=h password=s3cret sslmode=verify",
+            "--database",
+        ));
+        assert_eq!(
+            message,
+            "--database is not a valid connection string (host=h password=*** sslmode=verify): \
+             invalid sslmode \"verify\": use \
+             disable, allow, prefer, require, verify-ca or verify-full"
+        );
+        let message = config_error(DatabaseConfig::parse(
+            "host=h sslmode=require sslrootcert=system",
+            "--database",
+        ));
+        assert!(
+            message.ends_with(
+                "sslmode=require may not be used with sslrootcert=system: use sslmode=verify-full"
+            ),
+            "{message}"
+        );
+        let message = config_error(DatabaseConfig::parse("host=h sslcert=/c.pem", "--database"));
+        assert!(message.contains("unknown option `sslcert`"), "{message}");
     }
 
     #[test]

@@ -2,6 +2,16 @@
 //! extension. The binary (`main.rs`) is only the command line; everything it does lives in
 //! these modules, where it can be unit-tested.
 
+pub mod answer;
+pub mod bridge;
 pub mod catalog;
+pub mod check;
 pub mod config;
+pub mod context;
+pub mod db;
 pub mod error;
+pub mod llm;
+pub mod mcp;
+pub mod prompts;
+pub mod settings;
+pub mod tls;

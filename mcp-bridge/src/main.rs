@@ -8,9 +8,15 @@ use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mcp_bridge::answer::{QueryRequest, ReturnMode};
+use mcp_bridge::bridge::Bridge;
 use mcp_bridge::catalog::{self, Snapshot};
 use mcp_bridge::config::DatabaseConfig;
 use mcp_bridge::error::BridgeError;
+use mcp_bridge::settings::{ProcessEnv, Settings};
 
 /// Natural-language questions over PostgreSQL, through the pg_nlq extension.
 ///
@@ -24,8 +30,79 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve MCP: over stdio (the default, for Claude Desktop / Claude Code), or over streamable
+    /// HTTP with --http.
+    Serve(ServeArgs),
+    /// Ask a question from the command line: the same pipeline as the MCP `query` tool.
+    Ask(AskArgs),
+    /// Run one read-only SQL query through nlq_run (validated, capped, timed out) and print it.
+    Run(RunArgs),
+    /// Check the configuration, the servers, the databases and the model endpoint, and say
+    /// exactly what is wrong.
+    CheckConfig(ConfigArgs),
     /// Fetch the database's schema snapshot (nlq_schema_snapshot()) and print a summary.
     Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// Configuration file (TOML) [default: the value of NLQ_CONFIG; without one, the
+    /// environment alone: NLQ_DATABASE_URL, OPENAI_API_KEY...]
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Serve streamable HTTP on this address (such as 127.0.0.1:8765) instead of stdio; the
+    /// endpoint is http://ADDR/mcp
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// Allow --http on a non-loopback address (the endpoint has no authentication)
+    #[arg(long, requires = "http")]
+    allow_remote: bool,
+}
+
+#[derive(Debug, Args)]
+struct AskArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The question, in plain language (English or Chinese)
+    question: String,
+    /// The database to ask [default: the only one, or chosen from the question]
+    #[arg(long, value_name = "NAME")]
+    db: Option<String>,
+    /// What to return: sql, result or both [default: inferred from the question, else result]
+    #[arg(long = "return", value_name = "MODE")]
+    return_mode: Option<ReturnMode>,
+    /// Most rows to return [default: pipeline.default_row_limit]
+    #[arg(long, value_name = "N")]
+    limit: Option<u32>,
+    /// In sql mode, do not test-run the query
+    #[arg(long)]
+    no_test_run: bool,
+    /// Print the answer as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// One read-only SQL query
+    sql: String,
+    /// The database [default: the only one]
+    #[arg(long, value_name = "NAME")]
+    db: Option<String>,
+    /// Most rows to return [default: pipeline.default_row_limit]
+    #[arg(long, value_name = "N")]
+    limit: Option<u32>,
+    /// Print the result as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +127,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
+        Command::Serve(args) => serve(args).await.map(|()| String::new()),
+        Command::Ask(args) => return ask(args).await,
+        Command::Run(args) => return run(args).await,
+        Command::CheckConfig(args) => return check_config(args).await,
         Command::Snapshot(args) => snapshot(args).await,
     };
     match result.and_then(|text| print(&text)) {
@@ -58,6 +139,137 @@ async fn main() -> ExitCode {
             eprintln!("{}", err.one_line());
             ExitCode::FAILURE
         }
+    }
+}
+
+fn load_settings(args: &ConfigArgs) -> Result<Settings, BridgeError> {
+    Settings::load(args.config.as_deref(), &ProcessEnv)
+}
+
+async fn start(args: &ConfigArgs) -> Result<Arc<Bridge>, BridgeError> {
+    Bridge::start(load_settings(args)?).await
+}
+
+async fn serve(args: ServeArgs) -> Result<(), BridgeError> {
+    let bridge = start(&args.config).await?;
+    match args.http {
+        Some(addr) => mcp_bridge::mcp::serve_http(bridge, addr, args.allow_remote).await,
+        None => mcp_bridge::mcp::serve_stdio(bridge).await,
+    }
+}
+
+/// Prints a tool's result, or its error and what was tried, with the exit code.
+fn finish<T>(
+    result: Result<T, mcp_bridge::answer::ToolError>,
+    json: bool,
+    text: impl Fn(&T) -> String,
+) -> ExitCode
+where
+    T: serde::Serialize,
+{
+    match result {
+        Ok(value) => {
+            let out = if json {
+                match serde_json::to_string_pretty(&value) {
+                    Ok(s) => s + "\n",
+                    Err(e) => {
+                        eprintln!("error[INTERNAL_ERROR]: cannot encode the result: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                text(&value)
+            };
+            match print(&out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("{}", err.one_line());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(err) => {
+            if json {
+                if let Ok(s) = serde_json::to_string_pretty(&err) {
+                    let _ = print(&(s + "\n"));
+                }
+            }
+            eprintln!("{}", err.one_line());
+            for attempt in &err.attempts {
+                eprintln!(
+                    "  attempt {}: {} — {}{}",
+                    attempt.number,
+                    attempt.outcome,
+                    attempt
+                        .message
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    attempt
+                        .sql
+                        .as_deref()
+                        .map(|s| format!(
+                            "\n    SQL: {}",
+                            s.split_whitespace().collect::<Vec<_>>().join(" ")
+                        ))
+                        .unwrap_or_default()
+                );
+            }
+            if err.retryable {
+                eprintln!("  (retrying may help)");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn ask(args: AskArgs) -> ExitCode {
+    let bridge = match start(&args.config).await {
+        Ok(b) => b,
+        Err(err) => {
+            eprintln!("{}", err.one_line());
+            return ExitCode::FAILURE;
+        }
+    };
+    let request = QueryRequest {
+        question: args.question,
+        database: args.db,
+        return_mode: args.return_mode,
+        row_limit: args.limit,
+        test_run: args.no_test_run.then_some(false),
+    };
+    let result = bridge.query(request, None).await;
+    finish(result, args.json, mcp_bridge::mcp::answer_text)
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let bridge = match start(&args.config).await {
+        Ok(b) => b,
+        Err(err) => {
+            eprintln!("{}", err.one_line());
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = bridge
+        .run_sql(args.db.as_deref(), &args.sql, args.limit)
+        .await;
+    finish(result, args.json, mcp_bridge::mcp::run_text)
+}
+
+async fn check_config(args: ConfigArgs) -> ExitCode {
+    let settings = match load_settings(&args) {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("{}", err.one_line());
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = mcp_bridge::check::check(&settings).await;
+    let _ = print(&report.text);
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -1,0 +1,308 @@
+//! What the `query` tool (and `ask`) takes and gives back: the request, the answer with
+//! everything that explains it, and errors with a stable code.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::BridgeError;
+use crate::llm::{LlmError, TokenUsage};
+
+/// What the caller wants back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReturnMode {
+    /// Only the SQL (still validated, and test-run with a small limit unless opted out).
+    Sql,
+    /// The rows (the default).
+    Result,
+    /// The SQL and the rows.
+    Both,
+}
+
+impl ReturnMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReturnMode::Sql => "sql",
+            ReturnMode::Result => "result",
+            ReturnMode::Both => "both",
+        }
+    }
+}
+
+impl std::str::FromStr for ReturnMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "sql" => Ok(ReturnMode::Sql),
+            "result" | "rows" => Ok(ReturnMode::Result),
+            "both" => Ok(ReturnMode::Both),
+            other => Err(format!(
+                "unknown return mode {other:?}: use sql, result or both"
+            )),
+        }
+    }
+}
+
+/// A question for the pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct QueryRequest {
+    pub question: String,
+    /// The database to ask; `None` lets the bridge choose.
+    pub database: Option<String>,
+    /// `None`: inferred from the question, else `result`.
+    pub return_mode: Option<ReturnMode>,
+    /// Most rows to return; `None`: the configured default.
+    pub row_limit: Option<u32>,
+    /// In `sql` mode, whether to test-run the SQL (default true).
+    pub test_run: Option<bool>,
+}
+
+/// A result column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
+
+/// What `nlq_run` returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub columns: Vec<ResultColumn>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+    pub row_count: u64,
+    pub truncated: bool,
+    #[serde(default)]
+    pub truncated_reason: Option<String>,
+    #[serde(default)]
+    pub elapsed_ms: f64,
+}
+
+/// What `nlq_validate` returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Validation {
+    pub ok: bool,
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub position: Option<i64>,
+    #[serde(default)]
+    pub relations: Vec<String>,
+    #[serde(default)]
+    pub columns: Vec<String>,
+    #[serde(default)]
+    pub functions: Vec<String>,
+    #[serde(default)]
+    pub estimated_cost: Option<f64>,
+    #[serde(default)]
+    pub estimated_rows: Option<f64>,
+}
+
+/// A pipeline stage, as named in timings and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Resolve,
+    Context,
+    Generate,
+    Validate,
+    Run,
+    Verify,
+    Answer,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 7] = [
+        Stage::Resolve,
+        Stage::Context,
+        Stage::Generate,
+        Stage::Validate,
+        Stage::Run,
+        Stage::Verify,
+        Stage::Answer,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Resolve => "resolve",
+            Stage::Context => "context",
+            Stage::Generate => "generate",
+            Stage::Validate => "validate",
+            Stage::Run => "run",
+            Stage::Verify => "verify",
+            Stage::Answer => "answer",
+        }
+    }
+}
+
+/// Time spent in one stage over the whole request (summed over attempts).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StageTiming {
+    pub stage: Stage,
+    pub ms: f64,
+    /// How many times the stage ran.
+    pub runs: u32,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    pub number: u32,
+    /// The SQL the model wrote, if it wrote any.
+    pub sql: Option<String>,
+    /// `ACCEPTED`, a validation code (`NOT_A_QUERY`...), `EXECUTION_ERROR`, `LOW_SCORE`,
+    /// `MALFORMED_OUTPUT`, `LLM_ERROR`.
+    pub outcome: String,
+    pub message: String,
+    /// The verifier's score, when it ran.
+    pub score: Option<u8>,
+}
+
+/// The answer to a question.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answer {
+    pub database: String,
+    pub question: String,
+    pub return_mode: ReturnMode,
+    pub sql: String,
+    pub explanation: String,
+    pub assumptions: Vec<String>,
+    /// Present in `result` and `both` mode, and in `sql` mode after a test run.
+    pub columns: Option<Vec<ResultColumn>>,
+    /// Present in `result` and `both` mode.
+    pub rows: Option<Vec<Vec<serde_json::Value>>>,
+    pub row_count: Option<u64>,
+    pub truncated: bool,
+    pub truncated_reason: Option<String>,
+    /// The verifier's score (0–10); `None` when verification did not run.
+    pub confidence: Option<u8>,
+    /// True when the attempts ran out and this is the best one, below the threshold.
+    pub low_confidence: bool,
+    pub verifier_reasons: Option<String>,
+    pub attempts: Vec<Attempt>,
+    pub tokens: TokenUsage,
+    pub timings: Vec<StageTiming>,
+    pub total_ms: f64,
+    /// What answered: "openai gpt-5-mini", "client sampling".
+    pub model: String,
+}
+
+/// Stable error codes of the tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    InvalidArgument,
+    UnknownDatabase,
+    DatabaseUnavailable,
+    AmbiguousQuery,
+    UnsafeSql,
+    SyntaxError,
+    ExecutionError,
+    ExecutionTimeout,
+    ConnectionError,
+    NoModel,
+    LlmError,
+    AttemptsExhausted,
+    ResultTooLarge,
+    RateLimited,
+    ConfigError,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorCode::UnknownDatabase => "UNKNOWN_DATABASE",
+            ErrorCode::DatabaseUnavailable => "DATABASE_UNAVAILABLE",
+            ErrorCode::AmbiguousQuery => "AMBIGUOUS_QUERY",
+            ErrorCode::UnsafeSql => "UNSAFE_SQL",
+            ErrorCode::SyntaxError => "SYNTAX_ERROR",
+            ErrorCode::ExecutionError => "EXECUTION_ERROR",
+            ErrorCode::ExecutionTimeout => "EXECUTION_TIMEOUT",
+            ErrorCode::ConnectionError => "CONNECTION_ERROR",
+            ErrorCode::NoModel => "NO_MODEL",
+            ErrorCode::LlmError => "LLM_ERROR",
+            ErrorCode::AttemptsExhausted => "ATTEMPTS_EXHAUSTED",
+            ErrorCode::ResultTooLarge => "RESULT_TOO_LARGE",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::ConfigError => "CONFIG_ERROR",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+        }
+    }
+}
+
+/// An error a tool returns: a stable code, a message a person can act on, whether retrying
+/// may help, and (for `query`) every attempt that was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub retryable: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// Databases the question could be about (`AMBIGUOUS_QUERY`) or that exist
+    /// (`UNKNOWN_DATABASE`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
+}
+
+impl ToolError {
+    pub fn new(code: ErrorCode, message: impl Into<String>, retryable: bool) -> Self {
+        ToolError {
+            code,
+            message: message.into(),
+            retryable,
+            attempts: Vec::new(),
+            candidates: Vec::new(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message, false)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InternalError, message, false)
+    }
+
+    /// `error[CODE]: message` on one line.
+    pub fn one_line(&self) -> String {
+        let message = self
+            .message
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        format!("error[{}]: {message}", self.code.as_str())
+    }
+}
+
+impl std::fmt::Display for ToolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ToolError {}
+
+impl From<BridgeError> for ToolError {
+    fn from(err: BridgeError) -> Self {
+        let (code, retryable) = match &err {
+            BridgeError::Config(_) => (ErrorCode::ConfigError, false),
+            BridgeError::Connection(_) => (ErrorCode::ConnectionError, true),
+            BridgeError::ExtensionMissing(_) => (ErrorCode::DatabaseUnavailable, false),
+            BridgeError::Database(_) => (ErrorCode::ExecutionError, false),
+            BridgeError::Internal(_) => (ErrorCode::InternalError, false),
+        };
+        ToolError::new(code, err.to_string(), retryable)
+    }
+}
+
+impl From<LlmError> for ToolError {
+    fn from(err: LlmError) -> Self {
+        let code = match &err {
+            LlmError::NotConfigured(_) => ErrorCode::NoModel,
+            LlmError::RateLimited { .. } => ErrorCode::RateLimited,
+            _ => ErrorCode::LlmError,
+        };
+        ToolError::new(code, err.to_string(), err.retryable())
+    }
+}

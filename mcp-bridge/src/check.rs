@@ -1,0 +1,200 @@
+//! `pg-nlq-bridge check-config`: the configuration, each server, each database and the model
+//! endpoint, each with a line saying what is fine and exactly what is wrong.
+
+use std::time::Duration;
+
+use crate::db::{self, Database};
+use crate::settings::Settings;
+
+/// What `check-config` found.
+pub struct Report {
+    /// False when something must be fixed before the bridge can answer questions.
+    pub ok: bool,
+    pub text: String,
+}
+
+struct Lines {
+    text: String,
+    errors: usize,
+}
+
+impl Lines {
+    fn good(&mut self, line: String) {
+        self.text.push_str(&format!("  ok    {line}\n"));
+    }
+    fn warn(&mut self, line: String) {
+        self.text.push_str(&format!("  warn  {line}\n"));
+    }
+    fn bad(&mut self, line: String) {
+        self.errors += 1;
+        self.text.push_str(&format!("  ERROR {line}\n"));
+    }
+}
+
+/// Checks everything `settings` names.
+pub async fn check(settings: &Settings) -> Report {
+    let mut out = Lines {
+        text: format!("configuration\n{}", indent(&settings.describe())),
+        errors: 0,
+    };
+    let mut usable = 0usize;
+    let mut warned_roles = std::collections::BTreeSet::new();
+    for server in &settings.servers {
+        out.text.push_str(&format!("server {}\n", server.name));
+        let names = match db::discover(server, &settings.database).await {
+            Ok(names) => names,
+            Err(err) => {
+                out.bad(err.to_string());
+                continue;
+            }
+        };
+        if server.databases.is_none() {
+            out.good(format!(
+                "reachable; {} database{} this role may connect to",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" }
+            ));
+        }
+        for name in names {
+            let database = match Database::new(name.clone(), &name, server, &settings.database) {
+                Ok(d) => d,
+                Err(err) => {
+                    out.bad(format!("{name}: {err}"));
+                    continue;
+                }
+            };
+            match database.role_check().await {
+                Err(err) => {
+                    out.bad(format!("{name}: {}", err.message));
+                    continue;
+                }
+                Ok((_, _, None)) => {
+                    out.warn(format!(
+                        "{name}: pg_nlq is not installed; skipped (CREATE EXTENSION pg_nlq to use it)"
+                    ));
+                    continue;
+                }
+                Ok((role, privileged, Some(version))) => {
+                    if privileged && warned_roles.insert((server.name.clone(), role.clone())) {
+                        out.warn(format!(
+                            "role {role} is a superuser or bypasses row-level security; use a \
+                             least-privilege role (sql/bridge_role.sql)"
+                        ));
+                    }
+                    match database.load().await {
+                        Ok(cached) => {
+                            usable += 1;
+                            out.good(format!(
+                                "{name}: pg_nlq {version}, role {role}, {} relations, schema context {} characters",
+                                cached.snapshot.relations.len(),
+                                cached.context.len()
+                            ));
+                        }
+                        Err(err) => out.bad(format!("{name}: {}", err.message)),
+                    }
+                }
+            }
+        }
+    }
+    if usable == 0 {
+        out.bad("no usable database: the bridge has nothing to answer from".into());
+    }
+    out.text.push_str("model\n");
+    check_model(settings, &mut out).await;
+    Report {
+        ok: out.errors == 0,
+        text: format!(
+            "{}{}\n",
+            out.text,
+            if out.errors == 0 {
+                "check-config: everything needed works".to_string()
+            } else {
+                format!("check-config: {} problem(s) to fix", out.errors)
+            }
+        ),
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// Asks the endpoint for its model list (costs no tokens) to check the address and the key.
+async fn check_model(settings: &Settings, out: &mut Lines) {
+    let m = &settings.model;
+    let Some(key) = &m.api_key else {
+        out.warn(
+            "no API key (OPENAI_API_KEY or model.api_key): the query tool works only through MCP \
+             clients that support sampling; the other tools work"
+                .into(),
+        );
+        return;
+    };
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            out.bad(format!("cannot build an HTTP client: {e}"));
+            return;
+        }
+    };
+    let url = format!("{}/models", m.base_url);
+    match client.get(&url).bearer_auth(key).send().await {
+        Err(e) => out.bad(format!(
+            "{} is not reachable: {}",
+            m.base_url,
+            without_url_secrets(&e.to_string())
+        )),
+        Ok(resp) => {
+            let status = resp.status();
+            let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+            let message = body
+                .pointer("/error/message")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string();
+            if status.as_u16() == 401 || status.as_u16() == 403 {
+                out.bad(format!(
+                    "the endpoint refused the API key (HTTP {status}){}",
+                    if message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {message}")
+                    }
+                ));
+            } else if status.is_success() {
+                let listed = body.get("data").and_then(|d| d.as_array()).map(|d| {
+                    d.iter()
+                        .any(|x| x.get("id").and_then(|i| i.as_str()) == Some(m.model.as_str()))
+                });
+                match listed {
+                    Some(true) | None => {
+                        out.good(format!("{} answers; model {}", m.base_url, m.model))
+                    }
+                    Some(false) => out.warn(format!(
+                        "{} answers, but does not list the model {:?}: check model.model",
+                        m.base_url, m.model
+                    )),
+                }
+            } else {
+                out.warn(format!(
+                    "{} answered HTTP {status} to GET /models (some OpenAI-compatible servers do \
+                     not offer it); the key could not be checked",
+                    m.base_url
+                ));
+            }
+        }
+    }
+}
+
+/// reqwest errors quote the URL; the base URL carries no key, but strip any `user:pass@`.
+fn without_url_secrets(text: &str) -> String {
+    match (text.find("://"), text.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://{}", &text[..scheme], &text[at + 1..])
+        }
+        _ => text.to_string(),
+    }
+}

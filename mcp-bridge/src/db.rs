@@ -1,0 +1,437 @@
+//! The databases the bridge uses: discovery on each server, one connection pool per database,
+//! the cached schema snapshot (reloaded when `nlq_schema_fingerprint()` says it is stale), and
+//! the calls to `nlq_validate` and `nlq_run`.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+
+use crate::answer::{ErrorCode, RunResult, ToolError, Validation};
+use crate::bridge::DatabaseInfo;
+use crate::catalog::{self, Snapshot};
+use crate::context;
+use crate::error::{describe_pg_error, BridgeError};
+use crate::settings::{DatabaseSettings, ServerSettings};
+
+/// Most characters of the routing summary of one database.
+const ROUTING_SUMMARY_CHARS: usize = 1500;
+
+/// Databases a server offers this role: those it may connect to, not templates.
+const DISCOVERY_SQL: &str = "SELECT datname FROM pg_catalog.pg_database \
+     WHERE datallowconn AND NOT datistemplate \
+       AND has_database_privilege(datname, 'CONNECT') ORDER BY 1";
+
+/// Validation codes of a statement the bridge will not run (the query itself is unsafe).
+const UNSAFE_CODES: [&str; 11] = [
+    "MULTIPLE_STATEMENTS",
+    "NOT_A_QUERY",
+    "SELECT_INTO",
+    "LOCKING_CLAUSE",
+    "DATA_MODIFYING_CTE",
+    "FORBIDDEN_FUNCTION",
+    "FORBIDDEN_RELATION",
+    "FORBIDDEN_COLUMN",
+    "PERMISSION_DENIED",
+    "COST_LIMIT_EXCEEDED",
+    "EMPTY",
+];
+
+/// A loaded schema and the renderings the pipeline uses.
+pub struct Cached {
+    pub snapshot: Snapshot,
+    /// The schema as the model sees it ([`context::render_schema`]).
+    pub context: String,
+    /// A short description for choosing among databases.
+    pub summary: String,
+    pub loaded_at: Instant,
+}
+
+enum State {
+    Loading,
+    Ready(Arc<Cached>),
+    Unavailable(String),
+    ExtensionMissing(String),
+}
+
+/// One database on one server.
+pub struct Database {
+    /// The name tools take.
+    pub name: String,
+    pub dbname: String,
+    pub server: String,
+    pub description: Option<String>,
+    pool: Pool,
+    include_stats: bool,
+    state: RwLock<State>,
+    last_check: Mutex<Instant>,
+    /// Serialises loads so concurrent callers wait for one reload instead of starting several.
+    loading: tokio::sync::Mutex<()>,
+}
+
+fn pool_error(what: &str, err: deadpool_postgres::PoolError) -> ToolError {
+    use deadpool_postgres::PoolError;
+    let message = match &err {
+        PoolError::Backend(e) => describe_pg_error(e),
+        PoolError::Timeout(_) => "timed out waiting for a connection".to_string(),
+        other => other.to_string(),
+    };
+    ToolError::new(
+        ErrorCode::ConnectionError,
+        format!("could not connect to {what}: {message}"),
+        true,
+    )
+}
+
+impl Database {
+    pub fn new(
+        name: String,
+        dbname: &str,
+        server: &ServerSettings,
+        settings: &DatabaseSettings,
+    ) -> Result<Database, BridgeError> {
+        let mut pg = server.connection.pg_config().clone();
+        pg.dbname(dbname);
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(settings.connect_timeout);
+        }
+        let tls = crate::tls::connector(&server.connection)?;
+        let manager = Manager::from_config(
+            pg,
+            tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(settings.connect_timeout + Duration::from_secs(20)))
+            .create_timeout(Some(settings.connect_timeout))
+            .build()
+            .map_err(|e| BridgeError::Internal(format!("cannot build a connection pool: {e}")))?;
+        Ok(Database {
+            name,
+            dbname: dbname.to_string(),
+            server: server.name.clone(),
+            description: server.descriptions.get(dbname).cloned(),
+            pool,
+            include_stats: settings.include_stats,
+            state: RwLock::new(State::Loading),
+            last_check: Mutex::new(Instant::now()),
+            loading: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn what(&self) -> String {
+        format!("database {} on {}", self.dbname, self.server)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, ToolError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| pool_error(&self.what(), e))
+    }
+
+    fn set_state(&self, state: State) {
+        if let Ok(mut guard) = self.state.write() {
+            *guard = state;
+        }
+    }
+
+    /// The cached schema, if loaded.
+    pub fn ready(&self) -> Option<Arc<Cached>> {
+        match &*self.state.read().ok()? {
+            State::Ready(cached) => Some(cached.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether a later retry may make the database usable (it is not missing the extension).
+    pub fn needs_retry(&self) -> bool {
+        matches!(
+            self.state.read().as_deref(),
+            Ok(State::Unavailable(_)) | Ok(State::Loading)
+        )
+    }
+
+    /// Loads (or reloads) the snapshot. Callers that arrive while a load runs wait for it and
+    /// use its result.
+    pub async fn load(&self) -> Result<Arc<Cached>, ToolError> {
+        let started = Instant::now();
+        let before = self.ready().map(|c| c.loaded_at);
+        let _guard = self.loading.lock().await;
+        if let Some(cached) = self.ready() {
+            if Some(cached.loaded_at) != before {
+                return Ok(cached); // someone else reloaded while we waited
+            }
+        }
+        let result = self.fetch().await;
+        match &result {
+            Ok(cached) => {
+                tracing::info!(
+                    database = %self.name,
+                    relations = cached.snapshot.relations.len(),
+                    context_chars = cached.context.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "schema loaded"
+                );
+                self.set_state(State::Ready(cached.clone()));
+            }
+            Err(err) if err.code == ErrorCode::DatabaseUnavailable => {
+                tracing::warn!(database = %self.name, "{}", err.message);
+                self.set_state(State::ExtensionMissing(err.message.clone()));
+            }
+            Err(err) => {
+                tracing::warn!(database = %self.name, "{}", err.message);
+                // A database that was ready stays ready on its old snapshot.
+                if self.ready().is_none() {
+                    self.set_state(State::Unavailable(err.message.clone()));
+                }
+            }
+        }
+        if let Ok(mut last) = self.last_check.lock() {
+            *last = Instant::now();
+        }
+        result
+    }
+
+    async fn fetch(&self) -> Result<Arc<Cached>, ToolError> {
+        let client = self.client().await?;
+        let document = catalog::fetch_snapshot_json(&client, None, self.include_stats)
+            .await
+            .map_err(|e| match e {
+                BridgeError::ExtensionMissing(m) => ToolError::new(
+                    ErrorCode::DatabaseUnavailable,
+                    format!("{}: {m}", self.what()),
+                    false,
+                ),
+                other => {
+                    let mut err = ToolError::from(other);
+                    err.message = format!("{}: {}", self.what(), err.message);
+                    err
+                }
+            })?;
+        let snapshot = Snapshot::from_json(&document).map_err(ToolError::from)?;
+        let context = context::render_schema(&snapshot);
+        let summary = context::routing_summary(&snapshot, ROUTING_SUMMARY_CHARS);
+        Ok(Arc::new(Cached {
+            snapshot,
+            context,
+            summary,
+            loaded_at: Instant::now(),
+        }))
+    }
+
+    /// The schema to use now: the cached one, checked against the database's fingerprint when
+    /// the last check is older than `check_interval` (and reloaded when stale); loaded first if
+    /// it never was.
+    pub async fn schema(&self, check_interval: Duration) -> Result<Arc<Cached>, ToolError> {
+        let Some(cached) = self.ready() else {
+            if let Ok(State::ExtensionMissing(reason)) = self.state.read().as_deref() {
+                return Err(ToolError::new(
+                    ErrorCode::DatabaseUnavailable,
+                    reason.clone(),
+                    false,
+                ));
+            }
+            return self.load().await.map_err(|mut e| {
+                if e.code == ErrorCode::ConnectionError {
+                    e.code = ErrorCode::DatabaseUnavailable;
+                    e.message = format!(
+                        "{} (the bridge keeps retrying in the background)",
+                        e.message
+                    );
+                    e.retryable = true;
+                }
+                e
+            });
+        };
+        let due = match self.last_check.lock() {
+            Ok(last) => last.elapsed() >= check_interval,
+            Err(_) => true,
+        };
+        if !due {
+            return Ok(cached);
+        }
+        if let Ok(mut last) = self.last_check.lock() {
+            *last = Instant::now();
+        }
+        match self.fingerprint().await {
+            Ok(current) if current == cached.snapshot.fingerprint => Ok(cached),
+            Ok(_) => {
+                tracing::info!(database = %self.name, "schema changed; reloading the snapshot");
+                self.load().await
+            }
+            Err(err) => {
+                tracing::warn!(database = %self.name, "fingerprint check failed: {}", err.message);
+                Err(err)
+            }
+        }
+    }
+
+    async fn fingerprint(&self) -> Result<String, ToolError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT nlq_schema_fingerprint()", &[])
+            .await
+            .map_err(|e| self.db_error(&e))?;
+        row.try_get(0).map_err(|e| self.db_error(&e))
+    }
+
+    /// `nlq_validate(sql)`.
+    pub async fn validate(&self, sql: &str) -> Result<Validation, ToolError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT nlq_validate($1)::text", &[&sql])
+            .await
+            .map_err(|e| self.db_error(&e))?;
+        let text: String = row.try_get(0).map_err(|e| self.db_error(&e))?;
+        serde_json::from_str(&text).map_err(|e| {
+            ToolError::internal(format!("nlq_validate returned an unexpected document: {e}"))
+        })
+    }
+
+    /// `nlq_run(sql, row_limit)`; a refusal or failure is classified by its SQLSTATE and the
+    /// validation code at the head of its DETAIL.
+    pub async fn run(&self, sql: &str, row_limit: u32) -> Result<RunResult, ToolError> {
+        let client = self.client().await?;
+        let limit = i32::try_from(row_limit).unwrap_or(i32::MAX);
+        let row = client
+            .query_one("SELECT nlq_run($1, $2)::text", &[&sql, &limit])
+            .await
+            .map_err(|e| self.db_error(&e))?;
+        let text: String = row.try_get(0).map_err(|e| self.db_error(&e))?;
+        serde_json::from_str(&text).map_err(|e| {
+            ToolError::internal(format!("nlq_run returned an unexpected document: {e}"))
+        })
+    }
+
+    fn db_error(&self, err: &tokio_postgres::Error) -> ToolError {
+        let Some(db) = err.as_db_error() else {
+            return ToolError::new(
+                ErrorCode::ConnectionError,
+                format!("{}: {}", self.what(), describe_pg_error(err)),
+                true,
+            );
+        };
+        let detail_code = db
+            .detail()
+            .and_then(|d| d.split_whitespace().next())
+            .map(|c| c.trim_end_matches([':', ',', '.']))
+            .unwrap_or("");
+        let message = describe_pg_error(err);
+        if db.code() == &SqlState::UNDEFINED_FUNCTION && message.contains("nlq_") {
+            return ToolError::new(
+                ErrorCode::DatabaseUnavailable,
+                format!(
+                    "{}: the pg_nlq extension is not installed (CREATE EXTENSION pg_nlq)",
+                    self.what()
+                ),
+                false,
+            );
+        }
+        let (code, retryable) = if db.code() == &SqlState::QUERY_CANCELED
+            || detail_code == "STATEMENT_TIMEOUT"
+            || db.code() == &SqlState::LOCK_NOT_AVAILABLE
+        {
+            (ErrorCode::ExecutionTimeout, true)
+        } else if UNSAFE_CODES.contains(&detail_code) {
+            (ErrorCode::UnsafeSql, false)
+        } else if detail_code == "POLICY_ERROR" {
+            (ErrorCode::ConfigError, false)
+        } else if detail_code == "SYNTAX_ERROR" || db.code() == &SqlState::SYNTAX_ERROR {
+            (ErrorCode::SyntaxError, false)
+        } else if db.code() == &SqlState::ADMIN_SHUTDOWN
+            || db.code() == &SqlState::CANNOT_CONNECT_NOW
+            || db.code() == &SqlState::TOO_MANY_CONNECTIONS
+        {
+            (ErrorCode::ConnectionError, true)
+        } else {
+            (ErrorCode::ExecutionError, false)
+        };
+        let message = if detail_code.is_empty() || message.contains(detail_code) {
+            message
+        } else {
+            format!("{message} [{detail_code}]")
+        };
+        ToolError::new(code, message, retryable)
+    }
+
+    /// The session's role, whether it is a superuser (or may bypass row-level security), and
+    /// the installed pg_nlq version (`None` when missing): what `check-config` reports.
+    pub async fn role_check(&self) -> Result<(String, bool, Option<String>), ToolError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT current_user::text, r.rolsuper OR r.rolbypassrls, \
+                        (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_nlq') \
+                   FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
+                &[],
+            )
+            .await
+            .map_err(|e| self.db_error(&e))?;
+        Ok((
+            row.try_get(0).map_err(|e| self.db_error(&e))?,
+            row.try_get(1).map_err(|e| self.db_error(&e))?,
+            row.try_get(2).map_err(|e| self.db_error(&e))?,
+        ))
+    }
+
+    /// How `list_databases` shows it.
+    pub fn info(&self) -> DatabaseInfo {
+        let (status, reason, cached) = match self.state.read().as_deref() {
+            Ok(State::Ready(c)) => ("ready", None, Some(c.clone())),
+            Ok(State::Loading) => ("loading", None, None),
+            Ok(State::Unavailable(r)) => ("unavailable", Some(r.clone()), None),
+            Ok(State::ExtensionMissing(r)) => ("extension_missing", Some(r.clone()), None),
+            Err(_) => ("unavailable", Some("internal state poisoned".into()), None),
+        };
+        DatabaseInfo {
+            name: self.name.clone(),
+            server: self.server.clone(),
+            description: self.description.clone(),
+            status: status.into(),
+            reason,
+            relations: cached.as_ref().map(|c| c.snapshot.relations.len()),
+            fingerprint: cached.map(|c| c.snapshot.fingerprint.clone()),
+        }
+    }
+}
+
+/// The databases `server` offers (discovery), or its explicit list, minus its exclusions.
+pub async fn discover(
+    server: &ServerSettings,
+    settings: &DatabaseSettings,
+) -> Result<Vec<String>, BridgeError> {
+    let mut names = match &server.databases {
+        Some(list) => list.clone(),
+        None => {
+            let client = tokio::time::timeout(
+                settings.connect_timeout,
+                catalog::connect(&server.connection),
+            )
+            .await
+            .map_err(|_| {
+                BridgeError::Connection(format!(
+                    "server {}: no answer within {:?}",
+                    server.name, settings.connect_timeout
+                ))
+            })??;
+            let rows = client.query(DISCOVERY_SQL, &[]).await.map_err(|e| {
+                BridgeError::Database(format!(
+                    "server {}: listing databases failed: {}",
+                    server.name,
+                    describe_pg_error(&e)
+                ))
+            })?;
+            rows.iter()
+                .filter_map(|r| r.try_get::<_, String>(0).ok())
+                .collect()
+        }
+    };
+    names.retain(|n| !server.exclude.contains(n));
+    Ok(names)
+}

@@ -1,0 +1,583 @@
+//! The OpenAI Chat Completions client (works with any OpenAI-compatible endpoint).
+//!
+//! One request is `POST {base_url}/chat/completions` with the messages and a strict
+//! `json_schema` response format. Transient failures (429, 5xx, connection errors, timeouts)
+//! are retried up to `max_retries` times with a short exponential backoff, honouring
+//! `Retry-After` up to [`MAX_RETRY_AFTER`]; other errors are returned at once with the
+//! endpoint's own message. The API key is only ever put in the `Authorization` header: it is
+//! not logged and is removed from any message an endpoint echoes back.
+
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ChatModel, LlmError, ModelReply, StructuredRequest, TokenUsage};
+use crate::settings::ModelSettings;
+
+/// First backoff between attempts; doubled each time.
+const BASE_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest backoff chosen by the client.
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
+/// Longest `Retry-After` waited for; a longer one ends the request with
+/// [`LlmError::RateLimited`] (carrying the wait) instead.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
+/// Most characters of an error body quoted in a message.
+const MAX_ERROR_CHARS: usize = 300;
+
+/// A model behind an OpenAI-compatible Chat Completions endpoint.
+pub struct OpenAiModel {
+    http: reqwest::Client,
+    url: String,
+    api_key: String,
+    model: String,
+    reasoning_effort: Option<String>,
+    timeout: Duration,
+    max_retries: u32,
+}
+
+impl std::fmt::Debug for OpenAiModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiModel")
+            .field("url", &self.url)
+            .field("model", &self.model)
+            .field("reasoning_effort", &self.reasoning_effort)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAiModel {
+    /// A client for the configured endpoint; [`LlmError::NotConfigured`] without an API key.
+    pub fn new(settings: &ModelSettings) -> Result<Self, LlmError> {
+        let api_key = settings
+            .api_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                LlmError::NotConfigured(
+                    "no OpenAI API key is configured: set OPENAI_API_KEY (or [model] api_key)"
+                        .into(),
+                )
+            })?
+            .to_string();
+        let base = settings.base_url.trim().trim_end_matches('/');
+        if base.is_empty() {
+            return Err(LlmError::NotConfigured(
+                "the model base_url is empty".into(),
+            ));
+        }
+        let url = if base.ends_with("/chat/completions") {
+            base.to_string()
+        } else {
+            format!("{base}/chat/completions")
+        };
+        let timeout = if settings.request_timeout.is_zero() {
+            Duration::from_secs(60)
+        } else {
+            settings.request_timeout
+        };
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("pg-nlq-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                LlmError::NotConfigured(format!("could not create the HTTP client: {e}"))
+            })?;
+        Ok(OpenAiModel {
+            http,
+            url,
+            api_key,
+            model: settings.model.clone(),
+            reasoning_effort: settings
+                .reasoning_effort
+                .as_deref()
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_string),
+            timeout,
+            max_retries: settings.max_retries,
+        })
+    }
+
+    /// The request body.
+    fn body(&self, request: &StructuredRequest) -> Value {
+        let messages: Vec<Value> = request
+            .messages
+            .iter()
+            .map(|m| json!({"role": m.role, "content": m.content}))
+            .collect();
+        let mut body = json!({
+            "model": self.model,
+            "messages": messages,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": request.schema_name,
+                    "strict": true,
+                    "schema": request.schema,
+                }
+            }
+        });
+        if let (Some(effort), Some(map)) = (&self.reasoning_effort, body.as_object_mut()) {
+            map.insert("reasoning_effort".into(), json!(effort));
+        }
+        body
+    }
+
+    /// Sends the request, retrying transient failures.
+    async fn send(&self, request: StructuredRequest) -> Result<ModelReply, LlmError> {
+        let body = self.body(&request);
+        let started = Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            let result = self.send_once(&body).await;
+            let error = match result {
+                Ok(reply) => {
+                    tracing::debug!(
+                        task = ?request.task,
+                        model = %reply.model,
+                        attempt = attempt + 1,
+                        input_tokens = reply.usage.input,
+                        output_tokens = reply.usage.output,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "model replied"
+                    );
+                    return Ok(reply);
+                }
+                Err(failure) => failure,
+            };
+            let wait = match &error.error {
+                _ if attempt >= self.max_retries => None,
+                LlmError::RateLimited {
+                    retry_after: Some(after),
+                    ..
+                } if *after > MAX_RETRY_AFTER => None,
+                LlmError::RateLimited {
+                    retry_after: Some(after),
+                    ..
+                } => Some(*after),
+                LlmError::RateLimited { .. } | LlmError::Timeout(_) => Some(backoff(attempt)),
+                LlmError::Transport {
+                    retryable: true, ..
+                } => Some(backoff(attempt)),
+                _ => None,
+            };
+            let Some(wait) = wait.filter(|_| error.retry) else {
+                tracing::debug!(
+                    task = ?request.task,
+                    attempt = attempt + 1,
+                    error = %error.error,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "model request failed"
+                );
+                return Err(error.error);
+            };
+            tracing::debug!(
+                task = ?request.task,
+                attempt = attempt + 1,
+                error = %error.error,
+                wait_ms = wait.as_millis() as u64,
+                "model request failed; retrying"
+            );
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// One HTTP exchange.
+    async fn send_once(&self, body: &Value) -> Result<ModelReply, Failure> {
+        let response = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.api_key)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.request_error(&e))?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let text = response.text().await.map_err(|e| self.request_error(&e))?;
+        if !status.is_success() {
+            return Err(self.status_error(status, retry_after, &text));
+        }
+        parse_completion(&text, &self.model).map_err(Failure::final_)
+    }
+
+    /// A failure before or while reading the response.
+    fn request_error(&self, err: &reqwest::Error) -> Failure {
+        if err.is_timeout() {
+            return Failure::retry(LlmError::Timeout(self.timeout));
+        }
+        let what = if err.is_connect() {
+            "could not connect to the model endpoint"
+        } else {
+            "the request to the model endpoint failed"
+        };
+        // reqwest's message names the URL, never the headers
+        let detail = self.redact(&error_chain(err));
+        Failure::retry(LlmError::Transport {
+            message: format!("{what}: {detail}"),
+            retryable: true,
+        })
+    }
+
+    /// An error status.
+    fn status_error(
+        &self,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        body: &str,
+    ) -> Failure {
+        let (message, code) = error_message(body);
+        let message = self.redact(&message);
+        let code_ = status.as_u16();
+        match status {
+            StatusCode::TOO_MANY_REQUESTS => {
+                let quota = code.as_deref() == Some("insufficient_quota");
+                let error = LlmError::RateLimited {
+                    message: if message.is_empty() {
+                        "HTTP 429".into()
+                    } else {
+                        message
+                    },
+                    retry_after,
+                };
+                // an exhausted quota does not come back by waiting a few seconds
+                if quota {
+                    Failure::final_(error)
+                } else {
+                    Failure::retry(error)
+                }
+            }
+            StatusCode::REQUEST_TIMEOUT => Failure::retry(LlmError::Timeout(self.timeout)),
+            s if s.is_server_error() => Failure::retry(LlmError::Transport {
+                message: format!(
+                    "the model endpoint failed (HTTP {code_}): {}",
+                    or_status(&message, status)
+                ),
+                retryable: true,
+            }),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Failure::final_(LlmError::Transport {
+                    message: format!(
+                        "the model endpoint refused the credentials (HTTP {code_}): {}",
+                        or_status(&message, status)
+                    ),
+                    retryable: false,
+                })
+            }
+            _ => Failure::final_(LlmError::Transport {
+                message: format!(
+                    "the model endpoint rejected the request (HTTP {code_}): {}",
+                    or_status(&message, status)
+                ),
+                retryable: false,
+            }),
+        }
+    }
+
+    /// The text with the API key replaced.
+    fn redact(&self, text: &str) -> String {
+        if self.api_key.len() >= 4 {
+            text.replace(&self.api_key, "<redacted>")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+impl ChatModel for OpenAiModel {
+    fn describe(&self) -> String {
+        format!("openai {}", self.model)
+    }
+
+    fn complete(&self, request: StructuredRequest) -> BoxFuture<'_, Result<ModelReply, LlmError>> {
+        Box::pin(self.send(request))
+    }
+}
+
+/// A failed exchange and whether it is worth another try.
+struct Failure {
+    error: LlmError,
+    retry: bool,
+}
+
+impl Failure {
+    fn retry(error: LlmError) -> Self {
+        Failure { error, retry: true }
+    }
+    fn final_(error: LlmError) -> Self {
+        Failure {
+            error,
+            retry: false,
+        }
+    }
+}
+
+/// 250 ms, 500 ms, 1 s... capped at [`MAX_BACKOFF`].
+fn backoff(attempt: u32) -> Duration {
+    BASE_BACKOFF
+        .saturating_mul(2u32.saturating_pow(attempt.min(16)))
+        .min(MAX_BACKOFF)
+}
+
+/// `Retry-After` in seconds (OpenAI also sends `retry-after-ms`); an HTTP date is ignored.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    let secs = header(RETRY_AFTER.as_str()).and_then(|v| v.parse::<f64>().ok())?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+}
+
+/// `error.message` and `error.code` of an OpenAI error body, else the start of the body.
+fn error_message(body: &str) -> (String, Option<String>) {
+    if let Ok(value) = serde_json::from_str::<Value>(body) {
+        let error = &value["error"];
+        let message = error["message"]
+            .as_str()
+            .or_else(|| error.as_str())
+            .or_else(|| value["message"].as_str());
+        if let Some(message) = message {
+            let code = error["code"].as_str().or_else(|| error["type"].as_str());
+            return (shorten(message), code.map(str::to_string));
+        }
+    }
+    (shorten(body), None)
+}
+
+fn or_status(message: &str, status: StatusCode) -> String {
+    if message.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("no message")
+            .to_string()
+    } else {
+        message.to_string()
+    }
+}
+
+fn shorten(text: &str) -> String {
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match words.char_indices().nth(MAX_ERROR_CHARS) {
+        Some((cut, _)) => format!("{}…", &words[..cut]),
+        None => words,
+    }
+}
+
+/// An error with its sources ("error sending request: connection refused").
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: Option<ChoiceMessage>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+/// Reads a successful Chat Completions body.
+fn parse_completion(text: &str, requested_model: &str) -> Result<ModelReply, LlmError> {
+    let completion: Completion = serde_json::from_str(text).map_err(|e| {
+        LlmError::Malformed(format!(
+            "the endpoint's reply is not a chat completion ({e}): {:?}",
+            shorten(&text.chars().take(120).collect::<String>())
+        ))
+    })?;
+    let choice = completion
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| LlmError::Malformed("the endpoint's reply has no choices".into()))?;
+    let message = choice
+        .message
+        .ok_or_else(|| LlmError::Malformed("the endpoint's reply has no message".into()))?;
+    if let Some(refusal) = message.refusal.filter(|r| !r.trim().is_empty()) {
+        return Err(LlmError::Refused(shorten(&refusal)));
+    }
+    let content = message
+        .content
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| {
+            LlmError::Malformed(match choice.finish_reason.as_deref() {
+                Some("length") => {
+                    "the reply was cut off at the token limit before any content".into()
+                }
+                Some(reason) => format!("the reply has no content (finish reason {reason})"),
+                None => "the reply has no content".into(),
+            })
+        })?;
+    if choice.finish_reason.as_deref() == Some("length") {
+        tracing::debug!("the model's reply was cut off at the token limit");
+    }
+    let usage = completion
+        .usage
+        .map(|u| TokenUsage {
+            input: u.prompt_tokens,
+            output: u.completion_tokens,
+        })
+        .unwrap_or_default();
+    Ok(ModelReply {
+        content,
+        usage,
+        model: completion
+            .model
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| requested_model.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::{Message, Task};
+
+    fn settings(key: Option<&str>) -> ModelSettings {
+        ModelSettings {
+            api_key: key.map(str::to_string),
+            base_url: "http://127.0.0.1:9/v1/".into(),
+            model: "gpt-5-mini".into(),
+            reasoning_effort: Some("low".into()),
+            request_timeout: Duration::from_secs(5),
+            max_retries: 2,
+        }
+    }
+
+    #[test]
+    fn needs_a_key() {
+        for key in [None, Some(""), Some("   ")] {
+            assert!(matches!(
+                OpenAiModel::new(&settings(key)),
+                Err(LlmError::NotConfigured(_))
+            ));
+        }
+        let model = OpenAiModel::new(&settings(Some("sk-test"))).unwrap();
+        assert_eq!(model.url, "http://127.0.0.1:9/v1/chat/completions");
+        assert_eq!(model.describe(), "openai gpt-5-mini");
+        assert!(!format!("{model:?}").contains("sk-test"));
+    }
+
+    #[test]
+    fn builds_the_body() {
+        let model = OpenAiModel::new(&settings(Some("sk-test"))).unwrap();
+        let body = model.body(&StructuredRequest {
+            task: Task::Generate,
+            messages: vec![Message::system("s"), Message::user("u")],
+            schema_name: "sql_answer",
+            schema: json!({"type": "object"}),
+        });
+        assert_eq!(
+            body,
+            json!({
+                "model": "gpt-5-mini",
+                "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+                "response_format": {"type": "json_schema", "json_schema": {
+                    "name": "sql_answer", "strict": true, "schema": {"type": "object"}}},
+                "reasoning_effort": "low"
+            })
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(0), Duration::from_millis(250));
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(10), MAX_BACKOFF);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn reads_error_bodies() {
+        let (message, code) = error_message(
+            r#"{"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}}"#,
+        );
+        assert_eq!(message, "You exceeded your current quota");
+        assert_eq!(code.as_deref(), Some("insufficient_quota"));
+        assert_eq!(
+            error_message("<html>Bad Gateway</html>").0,
+            "<html>Bad Gateway</html>"
+        );
+    }
+
+    #[test]
+    fn parses_completions() {
+        let reply = parse_completion(
+            r#"{"model": "gpt-5-mini-2025", "choices": [{"message": {"role": "assistant", "content": "{}", "refusal": null}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}}"#,
+            "gpt-5-mini",
+        )
+        .unwrap();
+        assert_eq!(reply.content, "{}");
+        assert_eq!(reply.model, "gpt-5-mini-2025");
+        assert_eq!(
+            reply.usage,
+            TokenUsage {
+                input: 10,
+                output: 3
+            }
+        );
+        assert!(matches!(
+            parse_completion(r#"{"choices": [{"message": {"content": null, "refusal": "no"}}]}"#, "m"),
+            Err(LlmError::Refused(r)) if r == "no"
+        ));
+        assert!(matches!(
+            parse_completion(r#"{"choices": []}"#, "m"),
+            Err(LlmError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_completion("<html>", "m"),
+            Err(LlmError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,680 @@
+//! TLS between the bridge and PostgreSQL, with rustls, following libpq's `sslmode` and
+//! `sslrootcert` as far as tokio-postgres allows.
+//!
+//! | `sslmode`          | TLS                          | server certificate checked            |
+//! | ------------------ | ---------------------------- | ------------------------------------- |
+//! | `disable`          | never                        | -                                     |
+//! | `allow`, `prefer`  | if the server offers it      | no                                    |
+//! | `require`          | always                       | no (as libpq: encryption only)        |
+//! | `verify-ca`        | always                       | signed by a trusted CA                |
+//! | `verify-full`      | always                       | signed by a trusted CA, names the host |
+//!
+//! The trusted CAs are those of the `sslrootcert` file, or the system's root certificates when
+//! it is unset or `system`. As in libpq, `require` with an `sslrootcert` file behaves as
+//! `verify-ca`, and `sslrootcert=system` makes `verify-full` the default and refuses weaker
+//! modes. TLS is never used over a Unix-domain socket, whatever the mode.
+//!
+//! tokio-postgres knows only `disable`, `prefer` and `require` and rejects `sslrootcert`, so
+//! [`extract_options`] takes both keys out of the connection string before tokio-postgres
+//! parses it; [`crate::config::DatabaseConfig`] keeps the result.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
+use tokio_postgres::config::SslMode;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::config::DatabaseConfig;
+use crate::error::{describe_pg_error, BridgeError};
+
+/// The `sslmode` of a connection string, as libpq defines it (`allow` is taken as `prefer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// No TLS.
+    Disable,
+    /// TLS when the server offers it, without checking its certificate (also `allow`).
+    Prefer,
+    /// TLS or no connection; the certificate is not checked (encryption only).
+    Require,
+    /// TLS, and the server's certificate must be signed by a trusted CA.
+    VerifyCa,
+    /// As [`TlsMode::VerifyCa`], and the certificate must name the host connected to.
+    VerifyFull,
+}
+
+impl TlsMode {
+    /// The mode named by an `sslmode` value, `None` for an unknown value.
+    pub fn from_sslmode(value: &str) -> Option<TlsMode> {
+        match value {
+            "disable" => Some(TlsMode::Disable),
+            // libpq tries without TLS first; tokio-postgres can only try with TLS first.
+            "allow" | "prefer" => Some(TlsMode::Prefer),
+            "require" => Some(TlsMode::Require),
+            "verify-ca" => Some(TlsMode::VerifyCa),
+            "verify-full" => Some(TlsMode::VerifyFull),
+            _ => None,
+        }
+    }
+
+    /// The `sslmode` value of this mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Disable => "disable",
+            TlsMode::Prefer => "prefer",
+            TlsMode::Require => "require",
+            TlsMode::VerifyCa => "verify-ca",
+            TlsMode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// Whether the server's certificate is checked against trusted CAs.
+    pub fn verifies_certificate(self) -> bool {
+        matches!(self, TlsMode::VerifyCa | TlsMode::VerifyFull)
+    }
+
+    /// What tokio-postgres is told: whether to ask for TLS and whether it is required.
+    pub fn pg_ssl_mode(self) -> SslMode {
+        match self {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
+        }
+    }
+
+    /// The mode of a connection string's `sslmode` and `sslrootcert` values (`None` when the key
+    /// is absent), with libpq's rules: no `sslmode` means `prefer`, or `verify-full` with
+    /// `sslrootcert=system`, which refuses any other mode; `require` with an `sslrootcert` file
+    /// means `verify-ca`. Returns the mode and the CA file (`None`: the system's roots).
+    pub fn resolve(
+        sslmode: Option<&str>,
+        sslrootcert: Option<&str>,
+    ) -> Result<(TlsMode, Option<PathBuf>), String> {
+        let system = sslrootcert == Some("system");
+        let root_cert = sslrootcert
+            .filter(|path| !path.is_empty() && !system)
+            .map(PathBuf::from);
+        let mode = match sslmode {
+            None if system => TlsMode::VerifyFull,
+            None => TlsMode::Prefer,
+            Some(value) => TlsMode::from_sslmode(value).ok_or_else(|| {
+                format!(
+                    "invalid sslmode \"{value}\": use disable, allow, prefer, require, \
+                     verify-ca or verify-full"
+                )
+            })?,
+        };
+        if system && mode != TlsMode::VerifyFull {
+            return Err(format!(
+                "sslmode={} may not be used with sslrootcert=system: use sslmode=verify-full",
+                sslmode.unwrap_or(mode.as_str())
+            ));
+        }
+        let mode = match (mode, &root_cert) {
+            (TlsMode::Require, Some(_)) => TlsMode::VerifyCa,
+            (mode, _) => mode,
+        };
+        Ok((mode, root_cert))
+    }
+}
+
+impl fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A connection string with the TLS keys tokio-postgres does not understand taken out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// The connection string without `sslmode` and `sslrootcert`; the input unchanged when it
+    /// has neither, or is too malformed to take apart (tokio-postgres then reports why).
+    pub rest: String,
+    /// The last `sslmode` value, unquoted or percent-decoded.
+    pub sslmode: Option<String>,
+    /// The last `sslrootcert` value, unquoted or percent-decoded.
+    pub sslrootcert: Option<String>,
+}
+
+/// Takes `sslmode` and `sslrootcert` out of a libpq key/value connection string or a
+/// `postgres://` URL (query parameters). A repeated key keeps its last value, as in libpq.
+pub fn extract_options(dsn: &str) -> TlsOptions {
+    let unchanged = || TlsOptions {
+        rest: dsn.to_string(),
+        sslmode: None,
+        sslrootcert: None,
+    };
+    let trimmed = dsn.trim_start();
+    let found = match ["postgresql://", "postgres://"]
+        .iter()
+        .find(|scheme| trimmed.starts_with(*scheme))
+    {
+        Some(_) => extract_from_url(trimmed),
+        None => extract_from_conninfo(dsn),
+    };
+    found.unwrap_or_else(unchanged)
+}
+
+/// `key = value ...` with tokio-postgres's (and libpq's) quoting: a value is either
+/// single-quoted or runs to the next white space, and a backslash escapes the next character.
+fn extract_from_conninfo(dsn: &str) -> Option<TlsOptions> {
+    let mut options = TlsOptions {
+        rest: String::with_capacity(dsn.len()),
+        sslmode: None,
+        sslrootcert: None,
+    };
+    let mut copied_to = 0;
+    let mut chars = dsn.char_indices().peekable();
+    loop {
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+        let Some(&(key_start, _)) = chars.peek() else {
+            break;
+        };
+        while chars
+            .next_if(|(_, c)| !c.is_whitespace() && *c != '=')
+            .is_some()
+        {}
+        let key_end = chars.peek().map_or(dsn.len(), |(i, _)| *i);
+        let key = &dsn[key_start..key_end];
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+        chars.next_if(|(_, c)| *c == '=')?;
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if(|(_, c)| *c == '\'').is_some() {
+            loop {
+                match chars.next()? {
+                    (_, '\'') => break,
+                    (_, '\\') => value.push(chars.next()?.1),
+                    (_, c) => value.push(c),
+                }
+            }
+        } else {
+            let mut empty = true;
+            while let Some((_, c)) = chars.next_if(|(_, c)| !c.is_whitespace()) {
+                empty = false;
+                match c {
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            value.push(escaped);
+                        }
+                    }
+                    c => value.push(c),
+                }
+            }
+            if empty {
+                return None;
+            }
+        }
+        let value_end = chars.peek().map_or(dsn.len(), |(i, _)| *i);
+        match key {
+            "sslmode" => options.sslmode = Some(value),
+            "sslrootcert" => options.sslrootcert = Some(value),
+            _ => continue,
+        }
+        options.rest.push_str(&dsn[copied_to..key_start]);
+        options.rest.push(' ');
+        copied_to = value_end;
+    }
+    if copied_to == 0 {
+        return None;
+    }
+    options.rest.push_str(&dsn[copied_to..]);
+    Some(options)
+}
+
+/// `scheme://[userinfo@]hosts[/dbname][?key=value&...]`: the query starts at the first `?`
+/// after the last `@` (a password may hold `?`); keys and values are percent-encoded.
+fn extract_from_url(url: &str) -> Option<TlsOptions> {
+    let authority_start = url.rfind('@').map_or(0, |at| at + 1);
+    let query_start = authority_start + url[authority_start..].find('?')?;
+    let (base, query) = (&url[..query_start], &url[query_start + 1..]);
+    let mut options = TlsOptions {
+        rest: String::new(),
+        sslmode: None,
+        sslrootcert: None,
+    };
+    let mut kept = Vec::new();
+    for param in query.split('&') {
+        let (key, value) = param.split_once('=').unwrap_or((param, ""));
+        match percent_decode(key)?.as_str() {
+            "sslmode" => options.sslmode = Some(percent_decode(value)?),
+            "sslrootcert" => options.sslrootcert = Some(percent_decode(value)?),
+            _ => kept.push(param),
+        }
+    }
+    if options.sslmode.is_none() && options.sslrootcert.is_none() {
+        return None;
+    }
+    options.rest.push_str(base);
+    if !kept.is_empty() {
+        options.rest.push('?');
+        options.rest.push_str(&kept.join("&"));
+    }
+    Some(options)
+}
+
+/// `%XX` escapes decoded (`+` stays `+`, as in tokio-postgres); `None` if the result is not
+/// UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => std::str::from_utf8(hex)
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok()),
+            _ => None,
+        };
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The TLS connector for `config`'s `sslmode` and `sslrootcert`, for
+/// `tokio_postgres::Config::connect` and `deadpool_postgres::Manager::from_config`.
+///
+/// The CA certificates are read here, so an unreadable or empty `sslrootcert` file, or a system
+/// without root certificates, is a [`BridgeError::Config`]. For `disable`, `prefer` and
+/// `require` no CA is read (tokio-postgres does not use the connector with `disable`).
+pub fn connector(config: &DatabaseConfig) -> Result<MakeRustlsConnect, BridgeError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| BridgeError::Internal(format!("cannot set up TLS: {e}")))?;
+    let mode = config.tls_mode();
+    let verifier: Arc<dyn ServerCertVerifier> = match mode {
+        TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => {
+            Arc::new(NoCertificateCheck::new(&provider))
+        }
+        TlsMode::VerifyCa => Arc::new(CaCheckOnly {
+            roots: Arc::new(root_store(config.root_cert())?),
+            algorithms: provider.signature_verification_algorithms,
+        }),
+        TlsMode::VerifyFull => WebPkiServerVerifier::builder_with_provider(
+            Arc::new(root_store(config.root_cert())?),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| BridgeError::Config(format!("cannot use the trusted CAs: {e}")))?,
+    };
+    let tls = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(tls))
+}
+
+/// The CAs of the `sslrootcert` file (PEM, any number of certificates), or the system's.
+fn root_store(root_cert: Option<&Path>) -> Result<RootCertStore, BridgeError> {
+    let mut roots = RootCertStore::empty();
+    match root_cert {
+        Some(path) => {
+            let shown = path.display();
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    BridgeError::Config(format!("cannot read sslrootcert file {shown}: {e}"))
+                })?;
+            if certs.is_empty() {
+                return Err(BridgeError::Config(format!(
+                    "sslrootcert file {shown} holds no PEM certificate"
+                )));
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| {
+                    BridgeError::Config(format!(
+                        "sslrootcert file {shown} holds an unusable certificate: {e}"
+                    ))
+                })?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                tracing::debug!(error = %e, "skipped a system root certificate");
+            }
+            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(BridgeError::Config(
+                    "no system root certificates found to verify the server's certificate: \
+                     give the CA file with sslrootcert=<path>"
+                        .into(),
+                ));
+            }
+        }
+    }
+    Ok(roots)
+}
+
+/// `prefer` and `require`: any certificate is accepted, as libpq does without `sslrootcert`.
+/// The connection is encrypted but a man in the middle is not detected; use `verify-full` for
+/// that. The handshake signatures are still checked, so the server does hold the key of the
+/// certificate it shows (which is what SCRAM channel binding relies on).
+#[derive(Debug)]
+struct NoCertificateCheck {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl NoCertificateCheck {
+    fn new(provider: &CryptoProvider) -> Self {
+        NoCertificateCheck {
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+}
+
+impl ServerCertVerifier for NoCertificateCheck {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// `verify-ca`: the certificate chain must lead to a trusted CA and be valid now; the host name
+/// is not compared with the certificate.
+#[derive(Debug)]
+struct CaCheckOnly {
+    roots: Arc<RootCertStore>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for CaCheckOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.algorithms.all,
+        )?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// [`describe_pg_error`] of a failed connection attempt, followed by a hint when TLS was the
+/// reason: an untrusted or misnamed server certificate, or a server without TLS.
+pub fn describe_connect_error(config: &DatabaseConfig, err: &tokio_postgres::Error) -> String {
+    let text = describe_pg_error(err);
+    match tls_hint(config, err, &text) {
+        Some(hint) => format!("{text} (hint: {hint})"),
+        None => text,
+    }
+}
+
+fn tls_hint(config: &DatabaseConfig, err: &tokio_postgres::Error, text: &str) -> Option<String> {
+    if text.contains("server does not support TLS") {
+        return Some(format!(
+            "the server does not accept TLS connections, and sslmode={} requires TLS: turn on \
+             ssl on the server, or use sslmode=prefer",
+            config.tls_mode()
+        ));
+    }
+    let roots = match config.root_cert() {
+        Some(path) => format!("the CA certificates of sslrootcert={}", path.display()),
+        None => "the system's root certificates".to_string(),
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        let rustls_error = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .or_else(|| current.downcast_ref::<rustls::Error>());
+        if let Some(rustls::Error::InvalidCertificate(cert_error)) = rustls_error {
+            return Some(match cert_error {
+                CertificateError::NotValidForName
+                | CertificateError::NotValidForNameContext { .. } => {
+                    "the server's certificate does not name the host connected to \
+                     (sslmode=verify-full): connect with a host name the certificate names, or \
+                     use sslmode=verify-ca to check only who signed it"
+                        .to_string()
+                }
+                CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                    "the server's certificate has expired".to_string()
+                }
+                CertificateError::UnknownIssuer => format!(
+                    "the server's certificate is not signed by any of {roots}: give the CA \
+                     that signed it with sslrootcert=<path>"
+                ),
+                _ => format!("the server's certificate was checked against {roots}"),
+            });
+        }
+        source = current.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sslmode_values() {
+        let cases = [
+            ("disable", TlsMode::Disable),
+            ("allow", TlsMode::Prefer),
+            ("prefer", TlsMode::Prefer),
+            ("require", TlsMode::Require),
+            ("verify-ca", TlsMode::VerifyCa),
+            ("verify-full", TlsMode::VerifyFull),
+        ];
+        for (value, mode) in cases {
+            assert_eq!(TlsMode::from_sslmode(value), Some(mode), "{value}");
+        }
+        for value in ["", "Require", "verify_full", "on"] {
+            assert_eq!(TlsMode::from_sslmode(value), None, "{value:?}");
+        }
+        assert_eq!(TlsMode::VerifyFull.to_string(), "verify-full");
+        assert_eq!(TlsMode::VerifyCa.pg_ssl_mode(), SslMode::Require);
+        assert_eq!(TlsMode::Prefer.pg_ssl_mode(), SslMode::Prefer);
+    }
+
+    #[test]
+    fn libpq_defaults() {
+        let ok = |mode: Option<&str>, root: Option<&str>| match TlsMode::resolve(mode, root) {
+            Ok(resolved) => resolved,
+            Err(e) => panic!("{mode:?} {root:?}: {e}"),
+        };
+        let ca = Some(PathBuf::from("/etc/ca.pem"));
+        assert_eq!(ok(None, None), (TlsMode::Prefer, None));
+        assert_eq!(ok(Some("require"), None), (TlsMode::Require, None));
+        assert_eq!(
+            ok(Some("require"), Some("/etc/ca.pem")),
+            (TlsMode::VerifyCa, ca.clone())
+        );
+        assert_eq!(
+            ok(Some("prefer"), Some("/etc/ca.pem")),
+            (TlsMode::Prefer, ca.clone())
+        );
+        assert_eq!(
+            ok(Some("verify-full"), Some("/etc/ca.pem")),
+            (TlsMode::VerifyFull, ca)
+        );
+        assert_eq!(ok(Some("verify-ca"), Some("")), (TlsMode::VerifyCa, None));
+        assert_eq!(ok(None, Some("system")), (TlsMode::VerifyFull, None));
+        assert_eq!(
+            ok(Some("verify-full"), Some("system")),
+            (TlsMode::VerifyFull, None)
+        );
+    }
+
+    #[test]
+    fn weak_modes_are_refused_with_system_roots() {
+        for mode in ["disable", "prefer", "require", "verify-ca"] {
+            match TlsMode::resolve(Some(mode), Some("system")) {
+                Err(message) => assert_eq!(
+                    message,
+                    format!(
+                        "sslmode={mode} may not be used with sslrootcert=system: use \
+                         sslmode=verify-full"
+                    )
+                ),
+                Ok(resolved) => panic!("{mode}: {resolved:?}"),
+            }
+        }
+        match TlsMode::resolve(Some("verify"), None) {
+            Err(message) => assert!(
+                message.starts_with("invalid sslmode \"verify\""),
+                "{message}"
+            ),
+            Ok(resolved) => panic!("{resolved:?}"),
+        }
+    }
+
+    fn options(rest: &str, sslmode: Option<&str>, sslrootcert: Option<&str>) -> TlsOptions {
+        TlsOptions {
+            rest: rest.to_string(),
+            sslmode: sslmode.map(str::to_string),
+            sslrootcert: sslrootcert.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn extracts_from_conninfo() {
+        let cases = [
+            ("host=h dbname=d", options("host=h dbname=d", None, None)),
+            (
+                "host=h sslmode=verify-full dbname=d",
+                options("host=h   dbname=d", Some("verify-full"), None),
+            ),
+            (
+                "sslmode = require host=h",
+                options("  host=h", Some("require"), None),
+            ),
+            (
+                "host=h sslrootcert='/etc/my ca\\'s.pem' sslmode=verify-ca",
+                options("host=h    ", Some("verify-ca"), Some("/etc/my ca's.pem")),
+            ),
+            (
+                "host=h sslrootcert=/a\\ b.pem",
+                options("host=h  ", None, Some("/a b.pem")),
+            ),
+            (
+                "sslmode=disable sslmode=require host=h",
+                options("    host=h", Some("require"), None),
+            ),
+            (
+                "host='x'sslmode=require",
+                options("host='x' ", Some("require"), None),
+            ),
+            // malformed: left for tokio-postgres to report
+            (
+                "host=h garbage sslmode=require",
+                options("host=h garbage sslmode=require", None, None),
+            ),
+            (
+                "sslmode='require host=h",
+                options("sslmode='require host=h", None, None),
+            ),
+            ("sslmode=", options("sslmode=", None, None)),
+        ];
+        for (dsn, expected) in cases {
+            assert_eq!(extract_options(dsn), expected, "{dsn:?}");
+        }
+    }
+
+    #[test]
+    fn extracts_from_urls() {
+        let cases = [
+            (
+                "postgres://h/db?sslmode=disable",
+                options("postgres://h/db", Some("disable"), None),
+            ),
+            (
+                "postgresql://u:p@h:5432/db?application_name=x&sslmode=verify-full\
+                 &sslrootcert=%2Fetc%2Fca%20file.pem&connect_timeout=3",
+                options(
+                    "postgresql://u:p@h:5432/db?application_name=x&connect_timeout=3",
+                    Some("verify-full"),
+                    Some("/etc/ca file.pem"),
+                ),
+            ),
+            (
+                "postgres://u:a?b@h/db?ssl%6Dode=require",
+                options("postgres://u:a?b@h/db", Some("require"), None),
+            ),
+            (
+                "postgres://h/db?user=u",
+                options("postgres://h/db?user=u", None, None),
+            ),
+            ("postgres://h/db", options("postgres://h/db", None, None)),
+        ];
+        for (dsn, expected) in cases {
+            assert_eq!(extract_options(dsn), expected, "{dsn:?}");
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The command line, through the built binary: `check-config` for each class of mistake,
+//! `ask` with a scripted model, `run`, and secrets kept out of every output and log.
+//! Run through `make test-bridge` (NLQ_TEST_DSN, NLQ_TEST_BRIDGE_DSN).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/scripted_openai.rs"]
+mod scripted_openai;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use scripted_openai::{generate, verdict, ScriptedOpenAi, Step};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pg-nlq-bridge");
+const SECRET: &str = "sk-cli-very-secret-key";
+
+fn env_dsn(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(dsn) if !dsn.trim().is_empty() => dsn,
+        _ => panic!(
+            "{name} is not set: run these tests through `make test-bridge`, which starts the \
+             project cluster, creates the bridge role and sets NLQ_TEST_DSN (superuser, for \
+             set-up) and NLQ_TEST_BRIDGE_DSN (the least-privilege role the bridge uses)"
+        ),
+    }
+}
+
+/// A configuration file in a fresh directory, removed on drop.
+struct Config {
+    dir: PathBuf,
+}
+
+impl Config {
+    fn new(tag: &str, text: &str) -> Config {
+        let dir = std::env::temp_dir().join(format!("nlq-cli-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bridge.toml"), text).unwrap();
+        Config { dir }
+    }
+    fn path(&self) -> PathBuf {
+        self.dir.join("bridge.toml")
+    }
+}
+
+impl Drop for Config {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn bridge(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("NLQ_MODEL")
+        .env_remove("NLQ_CONFIG")
+        .env_remove("NLQ_DATABASE_URL")
+        .env("RUST_LOG", "debug")
+        .kill_on_drop(true);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
+        .await
+        .expect("the bridge did not finish within 120 s")
+        .unwrap();
+    out
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn server(databases: &str) -> String {
+    format!(
+        "[[servers]]\nname = \"local\"\nurl = \"{} dbname=postgres\"\n{databases}\n",
+        env_dsn("NLQ_TEST_BRIDGE_DSN")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_says_what_is_wrong() {
+    // Bad TOML.
+    let c = Config::new("badtoml", "[[servers]\nurl = 1");
+    let out = bridge(
+        &["check-config", "--config", c.path().to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("error[CONFIG_ERROR]") && err.contains("not valid TOML"),
+        "{err}"
+    );
+
+    // Unknown key.
+    let c = Config::new(
+        "unknown",
+        &format!("[modle]\nmodel = \"x\"\n{}", server("")),
+    );
+    let out = bridge(
+        &["check-config", "--config", c.path().to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("modle"), "{err}");
+
+    // Missing file.
+    let out = bridge(
+        &["check-config", "--config", "/nonexistent/bridge.toml"],
+        &[],
+    )
+    .await;
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("cannot read the configuration file /nonexistent/bridge.toml"),
+        "{err}"
+    );
+
+    // Unreachable server, and a database without pg_nlq, and no model key.
+    let dsn = env_dsn("NLQ_TEST_DSN");
+    let (admin, conn) =
+        tokio_postgres::connect(&format!("{dsn} dbname=postgres"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for sql in [
+        "DROP DATABASE IF EXISTS nlq_cli_noext WITH (FORCE)",
+        "CREATE DATABASE nlq_cli_noext",
+    ] {
+        admin.batch_execute(sql).await.unwrap();
+    }
+    let c = Config::new(
+        "mixed",
+        &format!(
+            "[database]\nconnect_timeout_secs = 2\n{}[[servers]]\nname = \"gone\"\nurl = \"host=127.0.0.1 port=1 user=x dbname=postgres\"\n",
+            server("databases = [\"nlq_small\", \"nlq_cli_noext\"]")
+        ),
+    );
+    let out = bridge(
+        &["check-config", "--config", c.path().to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let (stdout, _) = text(&out);
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS nlq_cli_noext WITH (FORCE)")
+        .await
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "an unreachable server is an error: {stdout}"
+    );
+    assert!(stdout.contains("ok    nlq_small: pg_nlq"), "{stdout}");
+    assert!(
+        stdout.contains("nlq_cli_noext: pg_nlq is not installed"),
+        "a database without the extension is reported with the reason: {stdout}"
+    );
+    assert!(
+        stdout.contains("ERROR server gone") || stdout.contains("server gone"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Connection refused"), "{stdout}");
+    assert!(stdout.contains("no API key"), "{stdout}");
+    assert!(stdout.contains("1 problem(s) to fix"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_checks_the_model_key_and_never_shows_it() {
+    let model = ScriptedOpenAi::start(vec![]).await;
+    // A key given through ${VAR}: used, never shown or logged.
+    let c = Config::new(
+        "key",
+        &format!(
+            "[model]\napi_key = \"${{MY_NLQ_KEY}}\"\nbase_url = \"{}\"\n{}",
+            model.base_url(),
+            server("databases = [\"nlq_small\"]")
+        ),
+    );
+    let out = bridge(
+        &["check-config", "--config", c.path().to_str().unwrap()],
+        &[("MY_NLQ_KEY", SECRET)],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("API key: set"), "{stdout}");
+    // The scripted server has no /models: reported, not fatal.
+    assert!(stdout.contains("GET /models"), "{stdout}");
+    assert!(out.status.success(), "{stdout}");
+
+    // The variable unset: a configuration error naming it.
+    let out = bridge(
+        &["check-config", "--config", c.path().to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("MY_NLQ_KEY is not set"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_prints_a_readable_answer() {
+    let sql = "SELECT p.name, count(*) AS books FROM public.publishers p JOIN public.books b ON b.publisher_id = p.id GROUP BY p.name ORDER BY 2 DESC, 1";
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer")
+            .containing("How many books per publisher?")
+            .containing("public.publishers")
+            .check(|r| {
+                if r.authorization.as_deref() == Some(&format!("Bearer {SECRET}")) {
+                    Ok(())
+                } else {
+                    Err(format!("wrong authorization {:?}", r.authorization))
+                }
+            })
+            .reply(generate(sql)),
+        Step::expect("result_verdict").reply(verdict(9, "books counted per publisher")),
+        Step::expect("sql_answer").reply(generate("DELETE FROM public.books")),
+        Step::expect("sql_answer").reply(generate("DELETE FROM public.books")),
+    ])
+    .await;
+    let c = Config::new(
+        "ask",
+        &format!(
+            "[model]\nbase_url = \"{}\"\n[pipeline]\nmax_attempts = 2\n{}",
+            model.base_url(),
+            server("databases = [\"nlq_small\"]")
+        ),
+    );
+    let path = c.path();
+    let cfg = path.to_str().unwrap();
+    let out = bridge(
+        &[
+            "ask",
+            "--config",
+            cfg,
+            "--return",
+            "both",
+            "--limit",
+            "3",
+            "How many books per publisher?",
+        ],
+        &[("OPENAI_API_KEY", SECRET)],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(sql), "{stdout}");
+    assert!(stdout.contains("books"), "{stdout}");
+    assert!(
+        stdout.contains("9/10") || stdout.contains("confidence"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "the key leaked"
+    );
+
+    // Exhausted attempts: a non-zero exit with every attempt listed.
+    let out = bridge(
+        &[
+            "ask",
+            "--config",
+            cfg,
+            "--db",
+            "nlq_small",
+            "delete the books",
+        ],
+        &[("OPENAI_API_KEY", SECRET)],
+    )
+    .await;
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("error[UNSAFE_SQL]"), "{stderr}");
+    assert!(
+        stderr.contains("attempt 1: NOT_A_QUERY") && stderr.contains("attempt 2: NOT_A_QUERY"),
+        "{stderr}"
+    );
+    model.assert_done();
+
+    // JSON output of `run`.
+    let out = bridge(
+        &[
+            "run",
+            "--config",
+            cfg,
+            "--json",
+            "SELECT count(*) AS n FROM public.books",
+        ],
+        &[],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["columns"][0]["name"], "n");
+    assert_eq!(v["row_count"], 1);
+}

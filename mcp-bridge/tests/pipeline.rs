@@ -1,0 +1,716 @@
+//! The question pipeline (`Bridge::query`) end to end against the real cluster with pg_nlq and
+//! the fixture databases, with a scripted OpenAI-compatible server standing in for the model:
+//! every request the bridge makes is checked (task, schema context, feedback) and answered as
+//! scripted. Run through `make test-bridge`, which sets NLQ_TEST_DSN.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/scripted_openai.rs"]
+mod scripted_openai;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mcp_bridge::answer::{ErrorCode, QueryRequest, ReturnMode, Stage};
+use mcp_bridge::bridge::Bridge;
+use mcp_bridge::settings::Settings;
+use scripted_openai::{generate, route, verdict, Reply, ScriptedOpenAi, Step};
+
+fn test_dsn() -> String {
+    match std::env::var("NLQ_TEST_DSN") {
+        Ok(dsn) if !dsn.trim().is_empty() => dsn,
+        _ => panic!(
+            "NLQ_TEST_DSN is not set: these tests need the project cluster with pg_nlq and the \
+             fixture databases. Run them through `make test-bridge`."
+        ),
+    }
+}
+
+/// The least-privilege role the bridge connects as (`make bridge-role`), as a libpq
+/// connection string without dbname; failing, never skipping, when it is not given.
+fn bridge_dsn() -> String {
+    match std::env::var("NLQ_TEST_BRIDGE_DSN") {
+        Ok(dsn) if !dsn.trim().is_empty() => dsn,
+        _ => panic!(
+            "NLQ_TEST_BRIDGE_DSN is not set: the bridge under test connects as the \
+             least-privilege role nlq_bridge. Run the tests through `make test-bridge`, which \
+             creates the role (make bridge-role) and sets it."
+        ),
+    }
+}
+
+/// A configuration for the test cluster's `databases` and the scripted model at `base_url`;
+/// `extra` is appended (more sections or servers).
+fn settings(base_url: Option<&str>, databases: &[&str], extra: &str) -> Settings {
+    let model = match base_url {
+        Some(url) => format!(
+            "[model]\napi_key = \"sk-test-secret\"\nbase_url = \"{url}\"\nmax_retries = 0\n"
+        ),
+        None => String::new(),
+    };
+    let list = databases
+        .iter()
+        .map(|d| format!("\"{d}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!(
+        "{model}[database]\nstartup_timeout_secs = 60\npool_size = 4\n{extra}\n[[servers]]\nname = \"test\"\nurl = \"{} dbname=postgres\"\ndatabases = [{list}]\n[servers.descriptions]\nnlq_small = \"bookshop: books, authors, customers, orders, reviews\"\n",
+        bridge_dsn()
+    );
+    Settings::from_toml(&text, "test", &BTreeMap::<String, String>::new())
+        .unwrap_or_else(|e| panic!("test settings: {e}"))
+}
+
+async fn bridge(base_url: Option<&str>, databases: &[&str]) -> Arc<Bridge> {
+    Bridge::start(settings(base_url, databases, ""))
+        .await
+        .unwrap_or_else(|e| panic!("bridge start: {e}"))
+}
+
+/// A direct connection to a database of the test cluster, for set-up and cross-checks.
+async fn pg(db: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        &format!("{} dbname={db}", test_dsn()),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot connect to {db}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+async fn count(db: &str, sql: &str) -> i64 {
+    pg(db).await.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+fn ask(question: &str) -> QueryRequest {
+    QueryRequest {
+        question: question.into(),
+        ..QueryRequest::default()
+    }
+}
+
+const TOP_CITIES: &str = "SELECT city, count(*) AS customers FROM public.customers \
+                          WHERE city IS NOT NULL GROUP BY city ORDER BY 2 DESC, 1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_mode_answers_with_verified_rows() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer")
+            .containing("Which cities have the most customers?")
+            // the schema context of nlq_small, its description and a column
+            .containing("public.customers")
+            .containing("bookshop: books")
+            .containing("signed_up_at")
+            .reply(generate(TOP_CITIES)),
+        Step::expect("result_verdict")
+            .containing(TOP_CITIES)
+            .containing("customers")
+            .reply(verdict(9, "counts customers per city, most first")),
+    ])
+    .await;
+    let bridge = bridge(Some(&model.base_url()), &["nlq_small"]).await;
+    let answer = bridge
+        .query(
+            QueryRequest {
+                row_limit: Some(5),
+                ..ask("Which cities have the most customers?")
+            },
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    model.assert_done();
+    assert_eq!(answer.database, "nlq_small");
+    assert_eq!(answer.return_mode, ReturnMode::Result);
+    assert_eq!(answer.sql, TOP_CITIES);
+    let rows = answer.rows.as_ref().expect("rows in result mode");
+    assert_eq!(rows.len(), 5);
+    assert!(answer.truncated, "row_limit 5 of more cities");
+    assert_eq!(answer.truncated_reason.as_deref(), Some("row_limit"));
+    let columns = answer.columns.as_ref().expect("columns");
+    assert_eq!(columns[0].name, "city");
+    assert_eq!(columns[1].type_name, "bigint");
+    // Rows are the database's, in order: compare with a direct count.
+    let top = count(
+        "nlq_small",
+        "SELECT count(*) FROM customers WHERE city IS NOT NULL GROUP BY city ORDER BY 1 DESC LIMIT 1",
+    )
+    .await;
+    assert_eq!(rows[0][1], serde_json::json!(top));
+    assert_eq!(answer.confidence, Some(9));
+    assert!(!answer.low_confidence);
+    assert_eq!(answer.attempts.len(), 1);
+    assert_eq!(answer.attempts[0].outcome, "ACCEPTED");
+    assert!(answer.tokens.total() > 0, "usage is summed");
+    let stages: Vec<Stage> = answer.timings.iter().map(|t| t.stage).collect();
+    for stage in [
+        Stage::Resolve,
+        Stage::Context,
+        Stage::Generate,
+        Stage::Validate,
+        Stage::Run,
+        Stage::Verify,
+        Stage::Answer,
+    ] {
+        assert!(stages.contains(&stage), "{stage:?} timed: {stages:?}");
+    }
+    assert!(answer.model.contains("gpt-5-mini"), "{}", answer.model);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_mode_is_inferred_and_test_run_small() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer").reply(generate(TOP_CITIES)),
+        Step::expect("result_verdict").reply(verdict(8, "fine")),
+        Step::expect("sql_answer").reply(generate(TOP_CITIES)),
+        Step::expect("sql_answer").reply(generate(TOP_CITIES)),
+        Step::expect("result_verdict").reply(verdict(8, "fine")),
+    ])
+    .await;
+    let bridge = bridge(Some(&model.base_url()), &["nlq_small"]).await;
+
+    // English, inferred.
+    let answer = bridge
+        .query(ask("Just give me the SQL for customers per city"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answer.return_mode, ReturnMode::Sql);
+    assert_eq!(answer.sql, TOP_CITIES);
+    assert!(answer.rows.is_none(), "no rows in sql mode");
+    assert!(
+        answer.columns.is_some(),
+        "the test run's columns are reported"
+    );
+    assert!(
+        answer.row_count.unwrap_or(0) <= 5,
+        "test run capped at sql_mode_test_limit"
+    );
+
+    // Opting out of the test run: validated only, nothing run, nothing verified.
+    let answer = bridge
+        .query(
+            QueryRequest {
+                return_mode: Some(ReturnMode::Sql),
+                test_run: Some(false),
+                ..ask("customers per city")
+            },
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(answer.columns.is_none() && answer.rows.is_none());
+    assert_eq!(answer.confidence, None);
+    assert!(!answer.timings.iter().any(|t| t.stage == Stage::Run));
+
+    // Chinese, inferred.
+    let answer = bridge
+        .query(ask("每个城市有多少客户？只要SQL"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answer.return_mode, ReturnMode::Sql);
+    model.assert_done();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_mode_returns_sql_and_rows() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer").reply(generate("SELECT count(*) AS n FROM public.orders")),
+        Step::expect("result_verdict").reply(verdict(10, "exact count")),
+    ])
+    .await;
+    let bridge = bridge(Some(&model.base_url()), &["nlq_small"]).await;
+    let answer = bridge
+        .query(
+            QueryRequest {
+                return_mode: Some(ReturnMode::Both),
+                ..ask("How many orders are there?")
+            },
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    model.assert_done();
+    assert_eq!(answer.return_mode, ReturnMode::Both);
+    assert_eq!(answer.rows, Some(vec![vec![serde_json::json!(7000)]]));
+    assert_eq!(answer.sql, "SELECT count(*) AS n FROM public.orders");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_sql_is_regenerated_with_the_code() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer").reply(generate("DELETE FROM public.orders")),
+        Step::expect("sql_answer")
+            .containing("DELETE FROM public.orders")
+            .containing("NOT_A_QUERY")
+            .reply(generate("SELECT count(*) FROM public.orders")),
+        Step::expect("result_verdict").reply(verdict(9, "ok")),
+    ])
+    .await;
+    let bridge = bridge(Some(&model.base_url()), &["nlq_small"]).await;
+    let answer = bridge
+        .query(ask("Remove all orders and count them"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    model.assert_done();
+    assert_eq!(answer.attempts.len(), 2);
+    assert_eq!(answer.attempts[0].outcome, "NOT_A_QUERY");
+    assert_eq!(answer.attempts[1].outcome, "ACCEPTED");
+    let n = count("nlq_small", "SELECT count(*) FROM orders").await;
+    assert_eq!(n, 7000, "nothing was deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execution_error_is_regenerated_with_the_error() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer").reply(generate(
+            "SELECT id, 100 / (id - id) AS ratio FROM public.customers",
+        )),
+        Step::expect("sql_answer")
+            .containing("division by zero")
+            .reply(generate("SELECT count(*) FROM public.customers")),
+        Step::expect("result_verdict").reply(verdict(8, "ok")),
+    ])
+    .await;
+    let bridge = bridge(Some(&model.base_url()), &["nlq_small"]).await;
+    let answer = bridge
+        .query(ask("ratio per customer"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    model.assert_done();
+    assert_eq!(answer.attempts[0].outcome, "EXECUTION_ERROR");
+    assert!(answer.attempts[0].message.contains("division by zero"));
+    assert_eq!(answer.sql, "SELECT count(*) FROM public.customers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_score_is_regenerated_with_the_critique() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer").reply(generate("SELECT count(*) FROM public.customers")),
+        Step::expect("result_verdict").reply(Reply::Json(serde_json::json!({
+            "score": 3,
+            "reasons": "counts all customers, not per country",
+            "critique": "group by country and order by the count"
+        }))),
+        Step::expect("sql_answer")
+            .containing("group by country and order by the count")
+            .containing("SELECT count(*) FROM public.customers")
+            .reply(generate(
+                "SELECT country, count(*) FROM public.customers GROUP BY 1 ORDER BY 2 DESC",
+            )),
+        Step::expect("result_verdict").reply(verdict(9, "per country")),
+    ])
+    .await;
+    let bridge = bridge(Some(&model.base_url()), &["nlq_small"]).await;
+    let answer = bridge
+        .query(ask("customers per country"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    model.assert_done();
+    assert_eq!(answer.attempts.len(), 2);
+    assert_eq!(answer.attempts[0].outcome, "LOW_SCORE");
+    assert_eq!(answer.attempts[0].score, Some(3));
+    assert_eq!(answer.confidence, Some(9));
+    assert!(answer.sql.contains("GROUP BY"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_attempts_return_the_best_flagged_low_confidence() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer").reply(generate("SELECT 1 AS a")),
+        Step::expect("result_verdict").reply(verdict(2, "unrelated")),
+        Step::expect("sql_answer").reply(generate("SELECT count(*) FROM public.books")),
+        Step::expect("result_verdict").reply(verdict(5, "close")),
+        Step::expect("sql_answer").reply(generate("SELECT 2 AS b")),
+        Step::expect("result_verdict").reply(verdict(1, "unrelated")),
+    ])
+    .await;
+    let bridge = bridge(Some(&model.base_url()), &["nlq_small"]).await;
+    let answer = bridge
+        .query(ask("how many books per publisher"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    model.assert_done();
+    assert!(answer.low_confidence);
+    assert_eq!(answer.confidence, Some(5));
+    assert_eq!(answer.sql, "SELECT count(*) FROM public.books");
+    assert_eq!(answer.attempts.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_attempts_without_a_runnable_query_are_an_error_listing_them() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer").reply(generate("UPDATE public.books SET title = 'x'")),
+        Step::expect("sql_answer").reply(generate("SELECT pg_sleep(10)")),
+        Step::expect("sql_answer").reply(generate("DROP TABLE public.books")),
+    ])
+    .await;
+    let bridge = bridge(Some(&model.base_url()), &["nlq_small"]).await;
+    let err = bridge
+        .query(ask("rename every book"), None)
+        .await
+        .expect_err("nothing safe was produced");
+    model.assert_done();
+    assert_eq!(err.code, ErrorCode::UnsafeSql, "{err}");
+    assert_eq!(err.attempts.len(), 3);
+    assert_eq!(err.attempts[1].outcome, "FORBIDDEN_FUNCTION");
+    assert!(err.message.contains("3 attempts"), "{}", err.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_model_output_is_retried() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer").reply(Reply::Content("Sure! Here is your query: SELECT".into())),
+        Step::expect("sql_answer")
+            .containing("not the JSON object")
+            .reply(generate("SELECT count(*) FROM public.authors")),
+        Step::expect("result_verdict").reply(Reply::Content("{\"score\": \"high\"}".into())),
+        Step::expect("result_verdict").reply(verdict(9, "ok")),
+    ])
+    .await;
+    let bridge = bridge(Some(&model.base_url()), &["nlq_small"]).await;
+    let answer = bridge
+        .query(ask("how many authors"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    model.assert_done();
+    assert_eq!(answer.attempts[0].outcome, "MALFORMED_OUTPUT");
+    assert_eq!(
+        answer.confidence,
+        Some(9),
+        "a malformed verdict is asked for again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_among_the_fixture_databases() {
+    let model = ScriptedOpenAi::start(vec![
+        // chosen by the model
+        Step::expect("database_choice")
+            .containing("nlq_small")
+            .containing("nlq_medium")
+            .containing("nlq_large")
+            .containing("Which marketing campaign had the most sends?")
+            .reply(route(Some("nlq_medium"), &[])),
+        Step::expect("sql_answer")
+            .containing("crm.campaign_sends")
+            .reply(generate(
+                "SELECT campaign_id, count(*) FROM crm.campaign_sends GROUP BY 1 ORDER BY 2 DESC",
+            )),
+        Step::expect("result_verdict").reply(verdict(9, "ok")),
+        // ambiguous
+        Step::expect("database_choice").reply(route(None, &["nlq_small", "nlq_medium"])),
+        // named in the question: no routing request
+        Step::expect("sql_answer")
+            .containing("audit.")
+            .reply(generate("SELECT count(*) FROM audit.app_users")),
+        Step::expect("result_verdict").reply(verdict(9, "ok")),
+    ])
+    .await;
+    let bridge = bridge(
+        Some(&model.base_url()),
+        &["nlq_small", "nlq_medium", "nlq_large"],
+    )
+    .await;
+    let answer = bridge
+        .query(ask("Which marketing campaign had the most sends?"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answer.database, "nlq_medium");
+    assert!(answer.timings.iter().any(|t| t.stage == Stage::Resolve));
+
+    let err = bridge
+        .query(ask("How many customers do we have?"), None)
+        .await
+        .expect_err("ambiguous");
+    assert_eq!(err.code, ErrorCode::AmbiguousQuery);
+    assert_eq!(err.candidates, vec!["nlq_small", "nlq_medium"]);
+    assert!(err.message.contains("`database`"), "{}", err.message);
+
+    let answer = bridge
+        .query(ask("How many app users are in nlq_large?"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answer.database, "nlq_large");
+
+    let err = bridge
+        .query(
+            QueryRequest {
+                database: Some("nlq_nope".into()),
+                ..ask("anything")
+            },
+            None,
+        )
+        .await
+        .expect_err("unknown");
+    assert_eq!(err.code, ErrorCode::UnknownDatabase);
+    assert!(err.candidates.contains(&"nlq_large".to_string()));
+    model.assert_done();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_down_at_start_up_does_not_block_the_others() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer").reply(generate("SELECT count(*) FROM public.books")),
+        Step::expect("result_verdict").reply(verdict(9, "ok")),
+    ])
+    .await;
+    // A listening socket that never answers: connecting hangs until the connect timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let extra = format!(
+        "connect_timeout_secs = 1\nretry_interval_secs = 0.5\n\
+         [[servers]]\nname = \"down\"\nurl = \"host=127.0.0.1 port=1 user=x dbname=postgres\"\n\
+         databases = [\"ghost\"]\n\
+         [[servers]]\nname = \"silent\"\nurl = \"host=127.0.0.1 port={silent_port} user=x dbname=postgres\"\n"
+    );
+    let started = Instant::now();
+    let bridge = Bridge::start(settings(
+        Some(&model.base_url()),
+        &["nlq_small", "nlq_nope_missing"],
+        &extra,
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "start-up took {:?}",
+        started.elapsed()
+    );
+    let list = bridge.list_databases().await;
+    let status = |name: &str| {
+        list.iter()
+            .find(|d| d.name == name)
+            .map(|d| (d.status.clone(), d.reason.clone().unwrap_or_default()))
+            .unwrap_or_else(|| panic!("{name} not listed: {list:?}"))
+    };
+    assert_eq!(status("nlq_small").0, "ready");
+    let (s, reason) = status("ghost");
+    assert_eq!(s, "unavailable", "{reason}");
+    assert!(reason.contains("ghost"), "{reason}");
+    let (s, reason) = status("nlq_nope_missing");
+    assert_eq!(s, "unavailable");
+    assert!(reason.contains("does not exist"), "{reason}");
+    let (s, _) = status("silent/*");
+    assert_eq!(s, "server_unavailable");
+
+    let answer = bridge
+        .query(
+            QueryRequest {
+                database: Some("nlq_small".into()),
+                ..ask("how many books")
+            },
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let books = count("nlq_small", "SELECT count(*) FROM books").await;
+    assert_eq!(answer.rows, Some(vec![vec![serde_json::json!(books)]]));
+    let err = bridge
+        .run_sql(Some("ghost"), "SELECT 1", None)
+        .await
+        .expect_err("down");
+    assert_eq!(err.code, ErrorCode::ConnectionError, "{err}");
+    assert!(err.retryable);
+    model.assert_done();
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_failures_have_their_own_codes() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer").reply(Reply::Status(
+            401,
+            serde_json::json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}),
+        )),
+        Step::expect("sql_answer").reply(Reply::Status(
+            429,
+            serde_json::json!({"error": {"message": "Rate limit reached", "type": "rate_limit"}}),
+        )),
+    ])
+    .await;
+    let bridge = bridge(Some(&model.base_url()), &["nlq_small"]).await;
+    let err = bridge
+        .query(ask("how many books"), None)
+        .await
+        .expect_err("401");
+    assert_eq!(err.code, ErrorCode::LlmError);
+    assert!(!err.retryable);
+    assert!(err.message.contains("Incorrect API key"), "{}", err.message);
+    assert!(!err.message.contains("sk-test-secret"));
+    let err = bridge
+        .query(ask("how many books"), None)
+        .await
+        .expect_err("429");
+    assert_eq!(err.code, ErrorCode::RateLimited);
+    assert!(err.retryable);
+    model.assert_done();
+
+    // No model at all: a clear error, and the other tools still work.
+    let bridge = bridge_without_model().await;
+    let err = bridge
+        .query(ask("how many books"), None)
+        .await
+        .expect_err("no model");
+    assert_eq!(err.code, ErrorCode::NoModel);
+    assert!(err.message.contains("OPENAI_API_KEY"), "{}", err.message);
+    let run = bridge
+        .run_sql(None, "SELECT count(*) FROM public.books", None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.row_count, 1);
+}
+
+async fn bridge_without_model() -> Arc<Bridge> {
+    bridge(None, &["nlq_small"]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_errors() {
+    let bridge = bridge_without_model().await;
+    let err = bridge.query(ask("   "), None).await.expect_err("empty");
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+    let err = bridge
+        .run_sql(None, "SELECT 1", Some(1_000_000))
+        .await
+        .expect_err("too many rows");
+    assert_eq!(err.code, ErrorCode::ResultTooLarge);
+    let err = bridge.run_sql(None, "", None).await.expect_err("empty sql");
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+    let err = bridge
+        .run_sql(None, "SELECT 1; DROP TABLE public.books", None)
+        .await
+        .expect_err("two statements");
+    assert_eq!(err.code, ErrorCode::UnsafeSql, "{err}");
+    let err = bridge
+        .run_sql(None, "SELEC 1", None)
+        .await
+        .expect_err("syntax");
+    assert_eq!(err.code, ErrorCode::SyntaxError, "{err}");
+    let v = bridge
+        .validate_sql(None, "SELECT title FROM public.books")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(v.ok);
+    assert_eq!(v.relations, vec!["public.books"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_snapshot_is_noticed_and_reloaded() {
+    let db = "nlq_bridge_stale";
+    let admin = pg("postgres").await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    let client = pg(db).await;
+    client
+        .batch_execute(
+            "CREATE EXTENSION pg_nlq; \
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO nlq_bridge; \
+             CREATE TABLE first_table (id int)",
+        )
+        .await
+        .unwrap();
+    let bridge_dsn = bridge_dsn();
+    let text = format!(
+        "[database]\nfingerprint_check_interval_secs = 0\n[[servers]]\nurl = \"{bridge_dsn} dbname=postgres\"\ndatabases = [\"{db}\"]\n"
+    );
+    let bridge =
+        Bridge::start(Settings::from_toml(&text, "t", &BTreeMap::<String, String>::new()).unwrap())
+            .await
+            .unwrap();
+    let before = bridge.describe_schema(Some(db), None).await.unwrap();
+    assert!(
+        before.contains("first_table") && !before.contains("second_table"),
+        "{before}"
+    );
+    client
+        .batch_execute("CREATE TABLE second_table (id int)")
+        .await
+        .unwrap();
+    let after = bridge.describe_schema(Some(db), None).await.unwrap();
+    assert!(
+        after.contains("second_table"),
+        "reloaded without restarting: {after}"
+    );
+    drop(bridge);
+    drop(client);
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_policy_forbids_is_never_read_nor_shown_to_the_model() {
+    // nlq_large denies hr pay and personal data and two columns to the bridge role
+    // (fixtures/bridge_policy.sql).
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer")
+            .containing("hr.employees")
+            .check(|r| {
+                // Columns of denied relations, and a denied column (names that occur only there;
+                // a comment or a logged table name may still mention a relation).
+                for hidden in [
+                    "annual_salary",
+                    "birth_date",
+                    "bank_iban",
+                    "password_hash varchar",
+                    "password_hash text",
+                ] {
+                    if r.messages_text.contains(hidden) {
+                        return Err(format!("the schema context shows {hidden}"));
+                    }
+                }
+                Ok(())
+            })
+            .reply(generate("SELECT emp_id, annual_salary FROM hr.salaries")),
+        Step::expect("sql_answer")
+            .containing("FORBIDDEN_RELATION")
+            .reply(generate(
+                "SELECT username, password_hash FROM audit.app_users",
+            )),
+        Step::expect("sql_answer")
+            .containing("FORBIDDEN_COLUMN")
+            .reply(generate("SELECT count(*) FROM hr.employees")),
+        Step::expect("result_verdict").reply(verdict(4, "headcount, not pay")),
+    ])
+    .await;
+    let bridge = bridge(Some(&model.base_url()), &["nlq_large"]).await;
+    let answer = bridge
+        .query(ask("What does each employee earn?"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    model.assert_done();
+    assert!(
+        answer.low_confidence,
+        "only the headcount was allowed, scored 4"
+    );
+    assert_eq!(answer.attempts[0].outcome, "FORBIDDEN_RELATION");
+    assert_eq!(answer.attempts[1].outcome, "FORBIDDEN_COLUMN");
+
+    let err = bridge
+        .run_sql(None, "SELECT * FROM hr.salaries", None)
+        .await
+        .expect_err("denied");
+    assert_eq!(err.code, ErrorCode::UnsafeSql, "{err}");
+    let schema = bridge.describe_schema(None, Some("salar")).await.unwrap();
+    assert!(!schema.contains("annual_salary"), "{schema}");
+    let schema = bridge
+        .describe_schema(None, Some("app_users"))
+        .await
+        .unwrap();
+    assert!(schema.contains("audit.app_users"), "{schema}");
+    assert!(
+        !schema
+            .lines()
+            .any(|l| l.trim_start().starts_with("password_hash")),
+        "{schema}"
+    );
+}
