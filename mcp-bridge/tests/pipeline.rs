@@ -473,6 +473,8 @@ async fn a_database_down_at_start_up_does_not_block_the_others() {
     ))
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+    // Not a speed check: with startup_timeout_secs = 60, a start-up that waited for the silent
+    // server would take a minute; not waiting takes about the 1 s connect timeout.
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "start-up took {:?}",
@@ -713,4 +715,97 @@ async fn what_policy_forbids_is_never_read_nor_shown_to_the_model() {
             .any(|l| l.trim_start().starts_with("password_hash")),
         "{schema}"
     );
+}
+
+/// A scratch database with pg_nlq, readable by the bridge role; dropped by [`drop_scratch`].
+async fn scratch(db: &str, setup: &str) {
+    let admin = pg("postgres").await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    pg(db)
+        .await
+        .batch_execute(&format!(
+            "CREATE EXTENSION pg_nlq; \
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO nlq_bridge; {setup}"
+        ))
+        .await
+        .unwrap();
+}
+
+async fn drop_scratch(db: &str) {
+    pg("postgres")
+        .await
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_comes_up_later_is_picked_up_by_the_retry() {
+    let db = "nlq_bridge_late";
+    drop_scratch(db).await;
+    let text = format!(
+        "[database]\nretry_interval_secs = 0.2\nconnect_timeout_secs = 2\n\
+         [[servers]]\nurl = \"{} dbname=postgres\"\ndatabases = [\"{db}\"]\n",
+        bridge_dsn()
+    );
+    let bridge =
+        Bridge::start(Settings::from_toml(&text, "t", &BTreeMap::<String, String>::new()).unwrap())
+            .await
+            .unwrap();
+    let list = bridge.list_databases().await;
+    assert_eq!(list[0].status, "unavailable", "{list:?}");
+    scratch(db, "CREATE TABLE arrived (id int)").await;
+    let mut ready = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if bridge.list_databases().await[0].status == "ready" {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "{:?}", bridge.list_databases().await);
+    let schema = bridge.describe_schema(Some(db), None).await.unwrap();
+    assert!(schema.contains("arrived"), "{schema}");
+    drop(bridge);
+    drop_scratch(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_query_ends_in_execution_timeout() {
+    let db = "nlq_bridge_timeout";
+    scratch(db, "").await;
+    pg("postgres")
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} SET pg_nlq.statement_timeout = '300ms'"
+        ))
+        .await
+        .unwrap();
+    let text = format!(
+        "[[servers]]\nurl = \"{} dbname=postgres\"\ndatabases = [\"{db}\"]\n",
+        bridge_dsn()
+    );
+    let bridge =
+        Bridge::start(Settings::from_toml(&text, "t", &BTreeMap::<String, String>::new()).unwrap())
+            .await
+            .unwrap();
+    let err = bridge
+        .run_sql(
+            None,
+            "SELECT count(*) FROM generate_series(1, 100000000) a, generate_series(1, 1000) b",
+            None,
+        )
+        .await
+        .expect_err("cancelled");
+    assert_eq!(err.code, ErrorCode::ExecutionTimeout, "{err}");
+    assert!(err.retryable);
+    drop(bridge);
+    drop_scratch(db).await;
 }
