@@ -149,7 +149,8 @@ pub struct Attempt {
     /// The SQL the model wrote, if it wrote any.
     pub sql: Option<String>,
     /// `ACCEPTED`, a validation code (`NOT_A_QUERY`...), `EXECUTION_ERROR`, `LOW_SCORE`,
-    /// `MALFORMED_OUTPUT`, `LLM_ERROR`.
+    /// `UNVERIFIED`, `MALFORMED_OUTPUT`, `LLM_ERROR`, or the code of the error that ended the
+    /// question (`CONNECTION_ERROR`...).
     pub outcome: String,
     pub message: String,
     /// The verifier's score, when it ran.

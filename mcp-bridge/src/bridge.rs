@@ -212,23 +212,38 @@ impl Bridge {
         });
     }
 
+    /// Tries the undiscovered servers again. They stay listed (as `server_unavailable`) while
+    /// they are tried, and leave the list only once their databases are added.
     async fn retry_pending(&self) {
-        let pending: Vec<PendingServer> = std::mem::take(&mut *self.pending.lock().await);
+        let servers: Vec<ServerSettings> = self
+            .pending
+            .lock()
+            .await
+            .iter()
+            .map(|p| p.server.clone())
+            .collect();
         let mut found = Vec::new();
-        let mut still = Vec::new();
-        for p in pending {
-            match db::discover(&p.server, &self.settings.database).await {
-                Ok(names) => found.push((p.server, names)),
+        let mut still: Vec<PendingServer> = Vec::new();
+        for server in servers {
+            match db::discover(&server, &self.settings.database).await {
+                Ok(names) => found.push((server, names)),
                 Err(err) => still.push(PendingServer {
-                    server: p.server,
+                    server,
                     reason: err.to_string(),
                 }),
             }
         }
-        self.pending.lock().await.extend(still);
+        let discovered: Vec<String> = found.iter().map(|(s, _)| s.name.clone()).collect();
         if !found.is_empty() {
             if let Err(err) = self.add_databases(found) {
                 tracing::warn!("{err}");
+            }
+        }
+        let mut pending = self.pending.lock().await;
+        pending.retain(|p| !discovered.contains(&p.server.name));
+        for p in pending.iter_mut() {
+            if let Some(now) = still.iter().find(|s| s.server.name == p.server.name) {
+                p.reason = now.reason.clone();
             }
         }
     }
@@ -738,13 +753,15 @@ impl Run<'_> {
                     "UNDEFINED_OBJECT" | "INVALID_QUERY" => ErrorCode::ExecutionError,
                     _ => ErrorCode::UnsafeSql,
                 };
+                // A timeout may pass when the server is less busy, as in `Database::run`.
+                let retryable = code == ErrorCode::ExecutionTimeout;
                 last_error = Some(ToolError::new(
                     code,
                     format!(
                         "the model's query was refused by nlq_validate ({}): {}",
                         validation.code, validation.message
                     ),
-                    false,
+                    retryable,
                 ));
                 feedback.push(Feedback::Rejected {
                     sql,

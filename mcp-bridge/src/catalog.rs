@@ -53,11 +53,25 @@ pub async fn fetch_snapshot_json(
     schemas: Option<&[String]>,
     include_stats: bool,
 ) -> Result<String, BridgeError> {
+    fetch_snapshot_json_from(client, None, schemas, include_stats).await
+}
+
+/// [`fetch_snapshot_json`] calling the function in `extension_schema` (an identifier quoted by
+/// `quote_ident`, from `pg_extension`) instead of through the `search_path`.
+pub async fn fetch_snapshot_json_from(
+    client: &Client,
+    extension_schema: Option<&str>,
+    schemas: Option<&[String]>,
+    include_stats: bool,
+) -> Result<String, BridgeError> {
     let started = std::time::Instant::now();
-    let row = match client
-        .query_one(SNAPSHOT_SQL, &[&schemas, &include_stats])
-        .await
-    {
+    let sql = match extension_schema {
+        Some(schema) => {
+            format!("SELECT {schema}.nlq_schema_snapshot($1::text[], $2::boolean)::text")
+        }
+        None => SNAPSHOT_SQL.to_string(),
+    };
+    let row = match client.query_one(&sql, &[&schemas, &include_stats]).await {
         Ok(row) => row,
         Err(e) => return Err(query_error(client, &e).await),
     };

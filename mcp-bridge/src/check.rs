@@ -141,10 +141,12 @@ async fn check_model(settings: &Settings, out: &mut Lines) {
         }
     };
     let url = format!("{}/models", m.base_url);
+    // What is shown of the address: without a password in it.
+    let base_url = crate::settings::redact_url_credentials(&m.base_url);
     match client.get(&url).bearer_auth(key).send().await {
         Err(e) => out.bad(format!(
             "{} is not reachable: {}",
-            m.base_url,
+            base_url,
             without_url_secrets(&e.to_string())
         )),
         Ok(resp) => {
@@ -170,19 +172,17 @@ async fn check_model(settings: &Settings, out: &mut Lines) {
                         .any(|x| x.get("id").and_then(|i| i.as_str()) == Some(m.model.as_str()))
                 });
                 match listed {
-                    Some(true) | None => {
-                        out.good(format!("{} answers; model {}", m.base_url, m.model))
-                    }
+                    Some(true) | None => out.good(format!("{base_url} answers; model {}", m.model)),
                     Some(false) => out.warn(format!(
                         "{} answers, but does not list the model {:?}: check model.model",
-                        m.base_url, m.model
+                        base_url, m.model
                     )),
                 }
             } else {
                 out.warn(format!(
                     "{} answered HTTP {status} to GET /models (some OpenAI-compatible servers do \
                      not offer it); the key could not be checked",
-                    m.base_url
+                    base_url
                 ));
             }
         }

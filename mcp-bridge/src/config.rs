@@ -203,7 +203,12 @@ fn redact_url(scheme: &str, rest: &str) -> String {
             let params: Vec<&str> = query
                 .split('&')
                 .map(|param| match param.split_once('=') {
-                    Some(("password", _)) => "password=***",
+                    // keys are percent-decoded when parsed: `pass%77ord` is `password`
+                    Some((key, _))
+                        if crate::tls::percent_decode(key).as_deref() == Some("password") =>
+                    {
+                        "password=***"
+                    }
                     _ => param,
                 })
                 .collect();
@@ -588,6 +593,14 @@ mod tests {
                 "postgres://u:***@h/db?password=***",
             ),
             ("postgres://:s3cret@h/db", "postgres://:***@h/db"),
+            (
+                "postgres://h/db?pass%77ord=s3cret&user=u",
+                "postgres://h/db?password=***&user=u",
+            ),
+            (
+                "postgres://h/db?%70assword=s3cret",
+                "postgres://h/db?password=***",
+            ),
         ];
         for (dsn, expected) in cases {
             assert_eq!(redact_dsn(dsn), expected, "redacting {dsn:?}");

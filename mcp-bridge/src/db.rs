@@ -23,6 +23,14 @@ const DISCOVERY_SQL: &str = "SELECT datname FROM pg_catalog.pg_database \
      WHERE datallowconn AND NOT datistemplate \
        AND has_database_privilege(datname, 'CONNECT') ORDER BY 1";
 
+/// The schema pg_nlq is installed in, quoted as an identifier. The bridge calls the extension's
+/// functions qualified with it, so that a function of the same name in a schema that comes
+/// earlier on the role's `search_path` (`"$user"`, `public`) cannot stand in for them and run
+/// other SQL as the bridge's role.
+const EXTENSION_SCHEMA_SQL: &str = "SELECT pg_catalog.quote_ident(n.nspname) \
+     FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
+     WHERE e.extname = 'pg_nlq'";
+
 /// Validation codes of a statement the bridge will not run (the query itself is unsafe).
 const UNSAFE_CODES: [&str; 11] = [
     "MULTIPLE_STATEMENTS",
@@ -64,7 +72,11 @@ pub struct Database {
     pub description: Option<String>,
     pool: Pool,
     include_stats: bool,
+    /// Longest wait for one statement's answer.
+    query_timeout: Duration,
     state: RwLock<State>,
+    /// [`EXTENSION_SCHEMA_SQL`]'s answer, once known; forgotten when a call finds no function.
+    extension_schema: Mutex<Option<String>>,
     last_check: Mutex<Instant>,
     /// Serialises loads so concurrent callers wait for one reload instead of starting several.
     loading: tokio::sync::Mutex<()>,
@@ -118,7 +130,9 @@ impl Database {
             description: server.descriptions.get(dbname).cloned(),
             pool,
             include_stats: settings.include_stats,
+            query_timeout: settings.query_timeout,
             state: RwLock::new(State::Loading),
+            extension_schema: Mutex::new(None),
             last_check: Mutex::new(Instant::now()),
             loading: tokio::sync::Mutex::new(()),
         })
@@ -133,6 +147,66 @@ impl Database {
             .get()
             .await
             .map_err(|e| pool_error(&self.what(), e))
+    }
+
+    /// A connection and the quoted schema of pg_nlq's functions (looked up on first use).
+    async fn client_and_schema(&self) -> Result<(deadpool_postgres::Object, String), ToolError> {
+        let client = self.client().await?;
+        let known = self.extension_schema.lock().ok().and_then(|s| s.clone());
+        if let Some(schema) = known {
+            return Ok((client, schema));
+        }
+        let row = tokio::time::timeout(
+            self.query_timeout,
+            client.query_opt(EXTENSION_SCHEMA_SQL, &[]),
+        )
+        .await;
+        let row = match row {
+            Ok(row) => row.map_err(|e| self.db_error(&e))?,
+            Err(_) => return Err(self.timed_out(client, "the pg_nlq schema lookup")),
+        };
+        let Some(row) = row else {
+            return Err(ToolError::new(
+                ErrorCode::DatabaseUnavailable,
+                format!(
+                    "{}: the pg_nlq extension is not installed (CREATE EXTENSION pg_nlq)",
+                    self.what()
+                ),
+                false,
+            ));
+        };
+        let schema: String = row.try_get(0).map_err(|e| self.db_error(&e))?;
+        if let Ok(mut known) = self.extension_schema.lock() {
+            *known = Some(schema.clone());
+        }
+        Ok((client, schema))
+    }
+
+    /// The answer of one statement bounded by [`Self::query_timeout`] (`result` of
+    /// `tokio::time::timeout`). On a timeout the connection is taken out of the pool (its
+    /// state is unknown: the server or the network stopped answering) and the error says so.
+    fn bounded<T>(
+        &self,
+        client: deadpool_postgres::Object,
+        result: Result<T, tokio::time::error::Elapsed>,
+        what: &str,
+    ) -> Result<T, ToolError> {
+        result.map_err(|_| self.timed_out(client, what))
+    }
+
+    /// The error of a statement that got no answer in time; the connection is discarded.
+    fn timed_out(&self, client: deadpool_postgres::Object, what: &str) -> ToolError {
+        drop(deadpool_postgres::Object::take(client));
+        ToolError::new(
+            ErrorCode::ConnectionError,
+            format!(
+                "{}: no answer to {what} within {:?} (database.query_timeout_secs); the server \
+                 or the network may be down",
+                self.what(),
+                self.query_timeout
+            ),
+            true,
+        )
     }
 
     fn set_state(&self, state: State) {
@@ -199,9 +273,15 @@ impl Database {
     }
 
     async fn fetch(&self) -> Result<Arc<Cached>, ToolError> {
-        let client = self.client().await?;
-        let document = catalog::fetch_snapshot_json(&client, None, self.include_stats)
-            .await
+        let (client, schema) = self.client_and_schema().await?;
+        let include_stats = self.include_stats;
+        let document = tokio::time::timeout(
+            self.query_timeout,
+            catalog::fetch_snapshot_json_from(&client, Some(&schema), None, include_stats),
+        )
+        .await;
+        let document = self
+            .bounded(client, document, "nlq_schema_snapshot()")?
             .map_err(|e| match e {
                 BridgeError::ExtensionMissing(m) => ToolError::new(
                     ErrorCode::DatabaseUnavailable,
@@ -273,20 +353,23 @@ impl Database {
     }
 
     async fn fingerprint(&self) -> Result<String, ToolError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one("SELECT nlq_schema_fingerprint()", &[])
-            .await
+        let (client, schema) = self.client_and_schema().await?;
+        let sql = format!("SELECT {schema}.nlq_schema_fingerprint()");
+        let row = tokio::time::timeout(self.query_timeout, client.query_one(&sql, &[])).await;
+        let row = self
+            .bounded(client, row, "nlq_schema_fingerprint()")?
             .map_err(|e| self.db_error(&e))?;
         row.try_get(0).map_err(|e| self.db_error(&e))
     }
 
     /// `nlq_validate(sql)`.
     pub async fn validate(&self, sql: &str) -> Result<Validation, ToolError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one("SELECT nlq_validate($1)::text", &[&sql])
-            .await
+        let (client, schema) = self.client_and_schema().await?;
+        let statement = format!("SELECT {schema}.nlq_validate($1::text)::text");
+        let row =
+            tokio::time::timeout(self.query_timeout, client.query_one(&statement, &[&sql])).await;
+        let row = self
+            .bounded(client, row, "nlq_validate()")?
             .map_err(|e| self.db_error(&e))?;
         let text: String = row.try_get(0).map_err(|e| self.db_error(&e))?;
         serde_json::from_str(&text).map_err(|e| {
@@ -297,11 +380,16 @@ impl Database {
     /// `nlq_run(sql, row_limit)`; a refusal or failure is classified by its SQLSTATE and the
     /// validation code at the head of its DETAIL.
     pub async fn run(&self, sql: &str, row_limit: u32) -> Result<RunResult, ToolError> {
-        let client = self.client().await?;
+        let (client, schema) = self.client_and_schema().await?;
         let limit = i32::try_from(row_limit).unwrap_or(i32::MAX);
-        let row = client
-            .query_one("SELECT nlq_run($1, $2)::text", &[&sql, &limit])
-            .await
+        let statement = format!("SELECT {schema}.nlq_run($1::text, $2::integer)::text");
+        let row = tokio::time::timeout(
+            self.query_timeout,
+            client.query_one(&statement, &[&sql, &limit]),
+        )
+        .await;
+        let row = self
+            .bounded(client, row, "nlq_run()")?
             .map_err(|e| self.db_error(&e))?;
         let text: String = row.try_get(0).map_err(|e| self.db_error(&e))?;
         serde_json::from_str(&text).map_err(|e| {
@@ -323,7 +411,21 @@ impl Database {
             .map(|c| c.trim_end_matches([':', ',', '.']))
             .unwrap_or("");
         let message = describe_pg_error(err);
-        if db.code() == &SqlState::UNDEFINED_FUNCTION && message.contains("nlq_") {
+        // The bridge's own call of a missing function (no validation code in the DETAIL); a
+        // query that calls an unknown function named nlq_... is refused with UNDEFINED_OBJECT.
+        if (db.code() == &SqlState::UNDEFINED_FUNCTION
+            || db.code() == &SqlState::INVALID_SCHEMA_NAME)
+            && detail_code.is_empty()
+        {
+            // Moved or dropped since the schema was looked up: look it up again next time.
+            if let Ok(mut known) = self.extension_schema.lock() {
+                *known = None;
+            }
+        }
+        if db.code() == &SqlState::UNDEFINED_FUNCTION
+            && detail_code.is_empty()
+            && message.contains("nlq_")
+        {
             return ToolError::new(
                 ErrorCode::DatabaseUnavailable,
                 format!(
@@ -364,14 +466,14 @@ impl Database {
     /// the installed pg_nlq version (`None` when missing): what `check-config` reports.
     pub async fn role_check(&self) -> Result<(String, bool, Option<String>), ToolError> {
         let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT current_user::text, r.rolsuper OR r.rolbypassrls, \
-                        (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_nlq') \
-                   FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
-                &[],
-            )
-            .await
+        let row = tokio::time::timeout(self.query_timeout, client.query_one(
+                    "SELECT current_user::text, r.rolsuper OR r.rolbypassrls, \
+                            (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_nlq') \
+                       FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
+                    &[],
+                )).await;
+        let row = self
+            .bounded(client, row, "the role check")?
             .map_err(|e| self.db_error(&e))?;
         Ok((
             row.try_get(0).map_err(|e| self.db_error(&e))?,
@@ -420,13 +522,22 @@ pub async fn discover(
                     server.name, settings.connect_timeout
                 ))
             })??;
-            let rows = client.query(DISCOVERY_SQL, &[]).await.map_err(|e| {
-                BridgeError::Database(format!(
-                    "server {}: listing databases failed: {}",
-                    server.name,
-                    describe_pg_error(&e)
-                ))
-            })?;
+            let rows =
+                tokio::time::timeout(settings.query_timeout, client.query(DISCOVERY_SQL, &[]))
+                    .await
+                    .map_err(|_| {
+                        BridgeError::Connection(format!(
+                            "server {}: no answer to the list of databases within {:?}",
+                            server.name, settings.query_timeout
+                        ))
+                    })?
+                    .map_err(|e| {
+                        BridgeError::Database(format!(
+                            "server {}: listing databases failed: {}",
+                            server.name,
+                            describe_pg_error(&e)
+                        ))
+                    })?;
             rows.iter()
                 .filter_map(|r| r.try_get::<_, String>(0).ok())
                 .collect()

@@ -81,6 +81,10 @@ pub struct DatabaseSettings {
     /// Connections per database.
     pub pool_size: usize,
     pub connect_timeout: Duration,
+    /// Longest wait for the answer to one statement the bridge sends (snapshot, fingerprint,
+    /// `nlq_validate`, `nlq_run`, discovery): the server's own `pg_nlq.statement_timeout`
+    /// normally ends a query first; this bound is for a server or network that stops answering.
+    pub query_timeout: Duration,
     /// How long start-up waits for snapshots before serving (down databases are retried in
     /// the background).
     pub startup_timeout: Duration,
@@ -167,6 +171,7 @@ struct RawPipeline {
 struct RawDatabase {
     pool_size: Option<usize>,
     connect_timeout_secs: Option<f64>,
+    query_timeout_secs: Option<f64>,
     startup_timeout_secs: Option<f64>,
     fingerprint_check_interval_secs: Option<f64>,
     retry_interval_secs: Option<f64>,
@@ -346,7 +351,8 @@ impl Settings {
         let base_url = base_url.trim().trim_end_matches('/').to_string();
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
             return Err(config_error(format!(
-                "model.base_url {base_url:?} must be an http:// or https:// URL (such as {DEFAULT_BASE_URL})"
+                "model.base_url {:?} must be an http:// or https:// URL (such as {DEFAULT_BASE_URL})",
+                redact_url_credentials(&base_url)
             )));
         }
         let model = env
@@ -439,6 +445,13 @@ impl Settings {
                 0.1,
                 600.0,
             )?,
+            query_timeout: seconds(
+                d.query_timeout_secs,
+                120.0,
+                "database.query_timeout_secs",
+                1.0,
+                86_400.0,
+            )?,
             startup_timeout: seconds(
                 d.startup_timeout_secs,
                 30.0,
@@ -528,7 +541,7 @@ impl Settings {
         out.push_str(&format!(
             "model: {} at {} (API key: {}; reasoning effort: {}; timeout {:?}; {} retries)\n",
             m.model,
-            m.base_url,
+            redact_url_credentials(&m.base_url),
             if m.api_key.is_some() {
                 "set"
             } else {
@@ -560,6 +573,21 @@ impl Settings {
         }
         out
     }
+}
+
+/// A URL with the password of its user information (`https://user:secret@host/...`) replaced
+/// by `***`, for messages and `check-config`.
+pub fn redact_url_credentials(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let user = rest[..at].split(':').next().unwrap_or("");
+    format!("{}{user}:***{}", &url[..scheme_end], &rest[at..])
 }
 
 /// `host:port` of the first host, or the socket directory.
@@ -712,6 +740,25 @@ mod tests {
         .unwrap();
         assert_eq!(s.servers[0].databases.as_ref().map(Vec::len), Some(3));
         assert_eq!(s.model.reasoning_effort.as_deref(), Some("low"));
+    }
+
+    #[test]
+    fn base_url_credentials_are_not_shown() {
+        assert_eq!(
+            redact_url_credentials("https://u:s3cret@proxy.example/v1"),
+            "https://u:***@proxy.example/v1"
+        );
+        assert_eq!(
+            redact_url_credentials("https://proxy.example/v1?x=a@b"),
+            "https://proxy.example/v1?x=a@b"
+        );
+        assert_eq!(
+            redact_url_credentials("http://127.0.0.1:9/v1"),
+            "http://127.0.0.1:9/v1"
+        );
+        let text = format!("[model]\nbase_url = \"https://u:s3cret@proxy.example/v1\"\n{MINIMAL}");
+        let s = Settings::from_toml(&text, "t", &env(&[])).unwrap();
+        assert!(!s.describe().contains("s3cret"), "{}", s.describe());
     }
 
     #[test]

@@ -261,7 +261,7 @@ fn extract_from_url(url: &str) -> Option<TlsOptions> {
 
 /// `%XX` escapes decoded (`+` stays `+`, as in tokio-postgres); `None` if the result is not
 /// UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

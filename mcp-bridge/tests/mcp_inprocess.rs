@@ -317,6 +317,12 @@ async fn schemas_are_resources() {
     assert_eq!(contents[0]["uri"], "nlq://nlq_small/schema", "{contents}");
     assert_eq!(contents[0]["mimeType"], "text/plain", "{contents}");
     let text = contents[0]["text"].as_str().expect("text contents");
+    // Names and comments come from the database: fenced as untrusted data.
+    assert!(
+        text.starts_with(mcp_bridge::mcp::UNTRUSTED_OPEN)
+            && text.trim_end().ends_with(mcp_bridge::mcp::UNTRUSTED_CLOSE),
+        "{text}"
+    );
     for table in ["books", "customers", "orders"] {
         assert!(text.contains(table), "schema text lacks {table}:\n{text}");
     }

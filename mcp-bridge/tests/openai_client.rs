@@ -262,6 +262,68 @@ async fn bad_credentials_are_not_retried_and_the_key_is_not_shown() {
 }
 
 #[tokio::test]
+async fn a_key_at_the_cut_of_a_long_error_is_not_partly_shown() {
+    // The key straddles the point where the quoted message is shortened.
+    let message = format!("{} {KEY} is not valid", "x".repeat(290));
+    let server = ScriptedOpenAi::start(vec![Step::expect(GENERATE_SCHEMA_NAME)
+        .reply(Reply::Status(401, error_body(&message, "invalid_api_key")))])
+    .await;
+    let model = model(&settings(server.base_url()));
+    let reply = complete(&model, generate_request("q")).await;
+    server.assert_done();
+    let text = match reply {
+        Err(err) => err.to_string(),
+        Ok(reply) => panic!("{reply:?}"),
+    };
+    assert!(text.contains("HTTP 401"), "{text}");
+    assert!(!text.contains(&KEY[..8]), "{text}");
+}
+
+#[tokio::test]
+async fn an_oversized_reply_is_refused_not_read_into_memory() {
+    let huge = "x".repeat(mcp_bridge::llm::openai::MAX_BODY_BYTES + 1);
+    let server = ScriptedOpenAi::start(vec![
+        Step::expect(GENERATE_SCHEMA_NAME).reply(Reply::Raw(200, huge))
+    ])
+    .await;
+    let model = model(&settings(server.base_url()));
+    let reply = complete(&model, generate_request("q")).await;
+    server.assert_done();
+    assert!(
+        matches!(&reply, Err(LlmError::Transport { retryable: false, message }) if message.contains("larger than")),
+        "{reply:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_absurd_retry_after_ms_is_not_a_panic() {
+    let server = ScriptedOpenAi::start(vec![Step::expect(GENERATE_SCHEMA_NAME).reply(
+        Reply::Header(
+            "retry-after-ms".into(),
+            "1e30".into(),
+            Box::new(Reply::Status(
+                429,
+                error_body("Rate limit reached for requests", "rate_limit_exceeded"),
+            )),
+        ),
+    )])
+    .await;
+    let model = model(&settings(server.base_url()));
+    let reply = complete(&model, generate_request("q")).await;
+    server.assert_done();
+    assert!(
+        matches!(
+            &reply,
+            Err(LlmError::RateLimited {
+                retry_after: Some(_),
+                ..
+            })
+        ),
+        "{reply:?}"
+    );
+}
+
+#[tokio::test]
 async fn bad_requests_are_not_retried() {
     let server = ScriptedOpenAi::start(vec![Step::expect(GENERATE_SCHEMA_NAME).reply(
         Reply::Status(

@@ -27,6 +27,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(4);
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
 /// Most characters of an error body quoted in a message.
 const MAX_ERROR_CHARS: usize = 300;
+/// Largest response body read from the endpoint; a longer one is an error (a completion is a
+/// few kilobytes: this only stops a broken or hostile endpoint from exhausting memory).
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Longest wait read from a `Retry-After` header (larger values are capped to it).
+const MAX_RETRY_AFTER_HEADER: f64 = 86_400.0;
 
 /// A model behind an OpenAI-compatible Chat Completions endpoint.
 pub struct OpenAiModel {
@@ -42,7 +47,7 @@ pub struct OpenAiModel {
 impl std::fmt::Debug for OpenAiModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenAiModel")
-            .field("url", &self.url)
+            .field("url", &crate::settings::redact_url_credentials(&self.url))
             .field("model", &self.model)
             .field("reasoning_effort", &self.reasoning_effort)
             .field("timeout", &self.timeout)
@@ -203,11 +208,31 @@ impl OpenAiModel {
             .map_err(|e| self.request_error(&e))?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
-        let text = response.text().await.map_err(|e| self.request_error(&e))?;
+        let text = self.read_body(response).await?;
+        // An endpoint may echo the key back (in an error, or anywhere): never pass it on.
+        let text = self.redact(&text);
         if !status.is_success() {
             return Err(self.status_error(status, retry_after, &text));
         }
         parse_completion(&text, &self.model).map_err(Failure::final_)
+    }
+
+    /// The response body as text, at most [`MAX_BODY_BYTES`] of it.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<String, Failure> {
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
+            return Err(body_too_large());
+        }
+        let mut body: Vec<u8> = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.request_error(&e))? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(body_too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     /// A failure before or while reading the response.
@@ -283,12 +308,18 @@ impl OpenAiModel {
         }
     }
 
-    /// The text with the API key replaced.
+    /// The text with the API key, and a password in the endpoint's URL, replaced.
     fn redact(&self, text: &str) -> String {
-        if self.api_key.len() >= 4 {
+        let text = if self.api_key.len() >= 4 {
             text.replace(&self.api_key, "<redacted>")
         } else {
             text.to_string()
+        };
+        let shown = crate::settings::redact_url_credentials(&self.url);
+        if shown != self.url {
+            text.replace(&self.url, &shown)
+        } else {
+            text
         }
     }
 }
@@ -321,6 +352,16 @@ impl Failure {
     }
 }
 
+fn body_too_large() -> Failure {
+    Failure::final_(LlmError::Transport {
+        message: format!(
+            "the model endpoint's reply is larger than {} MiB: check model.base_url",
+            MAX_BODY_BYTES / (1024 * 1024)
+        ),
+        retryable: false,
+    })
+}
+
 /// 250 ms, 500 ms, 1 s... capped at [`MAX_BACKOFF`].
 fn backoff(attempt: u32) -> Duration {
     BASE_BACKOFF
@@ -336,13 +377,17 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
+    // `Duration::from_secs_f64` panics on overflow: every value is capped first.
     if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
+            return Some(Duration::from_secs_f64(
+                (ms / 1000.0).min(MAX_RETRY_AFTER_HEADER),
+            ));
         }
     }
     let secs = header(RETRY_AFTER.as_str()).and_then(|v| v.parse::<f64>().ok())?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER_HEADER)))
 }
 
 /// `error.message` and `error.code` of an OpenAI error body, else the start of the body.
@@ -536,6 +581,26 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_millis(500));
         assert_eq!(backoff(10), MAX_BACKOFF);
         assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn huge_retry_after_values_are_capped_not_a_panic() {
+        for (name, value) in [
+            ("retry-after-ms", "1e30"),
+            ("retry-after-ms", "18446744073709551615000"),
+            ("retry-after", "1e300"),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, value.parse().unwrap());
+            assert_eq!(
+                retry_after(&headers),
+                Some(Duration::from_secs(86_400)),
+                "{name}: {value}"
+            );
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
     }
 
     #[test]

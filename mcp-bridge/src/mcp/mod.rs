@@ -75,7 +75,8 @@ pub struct QueryArgs {
     /// default) or "both".
     #[serde(default)]
     pub return_mode: Option<ReturnMode>,
-    /// Most rows to return (the server caps it); omit for the configured default.
+    /// Most rows to return, at least 1; above the bridge's limit (pipeline.max_row_limit) the
+    /// call fails with RESULT_TOO_LARGE. Omit for the configured default.
     #[serde(default)]
     pub row_limit: Option<u32>,
     /// In "sql" mode, whether to test-run the query on a few rows (default true).
@@ -89,8 +90,8 @@ pub struct DescribeArgs {
     /// The database; may be omitted when there is only one.
     #[serde(default)]
     pub database: Option<String>,
-    /// Keep only relations whose schema-qualified name or column names contain this text
-    /// (case-insensitive).
+    /// Keep only relations whose schema-qualified name, comment, or a column's name or comment
+    /// contains this text (case-insensitive).
     #[serde(default)]
     pub filter: Option<String>,
 }
@@ -113,7 +114,8 @@ pub struct RunArgs {
     /// The database; may be omitted when there is only one.
     #[serde(default)]
     pub database: Option<String>,
-    /// Most rows to return (the server caps it); omit for the configured default.
+    /// Most rows to return, at least 1; above the bridge's limit (pipeline.max_row_limit) the
+    /// call fails with RESULT_TOO_LARGE. Omit for the configured default.
     #[serde(default)]
     pub row_limit: Option<u32>,
 }
@@ -238,7 +240,7 @@ impl NlqServer {
     }
 
     /// Check one SQL statement without running it: it must be a single read-only query that
-    /// the policy allows. Returns ok, a code (ACCEPTED, NOT_A_QUERY, SYNTAX_ERROR...), a message
+    /// the policy allows. Returns ok, a code (OK, NOT_A_QUERY, SYNTAX_ERROR...), a message
     /// and what the query uses.
     #[tool(annotations(
         title = "Validate SQL",
@@ -386,12 +388,13 @@ impl ServerHandler for NlqServer {
             ));
         };
         match self.bridge.describe_schema(Some(database), None).await {
-            Ok(text) => {
-                Ok(ReadResourceResult::new(vec![
-                    ResourceContents::text(text, uri.clone()).with_mime_type("text/plain")
-                ])
-                .into())
-            }
+            // Names and comments are data from the database, fenced as in describe_schema.
+            Ok(text) => Ok(ReadResourceResult::new(vec![ResourceContents::text(
+                render::fence(&text, render::SCHEMA_NOTICE),
+                uri.clone(),
+            )
+            .with_mime_type("text/plain")])
+            .into()),
             Err(err) if err.code == ErrorCode::UnknownDatabase => Err(
                 ErrorData::resource_not_found(err.one_line(), Some(json!({ "uri": uri }))),
             ),

@@ -63,8 +63,9 @@ pub fn answer_text(answer: &Answer) -> String {
             );
         }
         (Some(columns), None) => {
-            // `sql` mode after a test run: the shape of the result, no rows.
-            let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+            // `sql` mode after a test run: the shape of the result, no rows. The names are
+            // the query's and the database's: one line each, the fence tag neutralised.
+            let names: Vec<String> = columns.iter().map(|c| cell_text(&c.name)).collect();
             let _ = writeln!(
                 out,
                 "Test run: {} (columns: {})",
