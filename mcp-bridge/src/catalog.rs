@@ -18,8 +18,6 @@ use crate::error::{describe_pg_error, BridgeError};
 /// The newest snapshot format this model was written for.
 pub const FORMAT_VERSION: u32 = 1;
 
-const SNAPSHOT_SQL: &str = "SELECT nlq_schema_snapshot($1::text[], $2::boolean)::text";
-
 /// Opens a connection to the database, with TLS as its `sslmode` says (see [`crate::tls`]);
 /// the connection is driven by a background task.
 pub async fn connect(config: &DatabaseConfig) -> Result<Client, BridgeError> {
@@ -53,24 +51,40 @@ pub async fn fetch_snapshot_json(
     schemas: Option<&[String]>,
     include_stats: bool,
 ) -> Result<String, BridgeError> {
-    fetch_snapshot_json_from(client, None, schemas, include_stats).await
+    // Called by the schema pg_nlq is installed in, never through the search_path: a function
+    // of the same name in a schema earlier on the path ("$user", public) must not stand in
+    // for it and run as the caller.
+    let row = client
+        .query_opt(
+            "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
+             JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_nlq'",
+            &[],
+        )
+        .await;
+    let schema: String = match row {
+        Ok(Some(row)) => row.try_get(0).map_err(|e| {
+            BridgeError::Internal(format!(
+                "the pg_nlq schema lookup returned no name: {}",
+                describe_pg_error(&e)
+            ))
+        })?,
+        Ok(None) => return Err(extension_missing(client).await),
+        Err(e) => return Err(query_error(client, &e).await),
+    };
+    fetch_snapshot_json_from(client, &schema, schemas, include_stats).await
 }
 
 /// [`fetch_snapshot_json`] calling the function in `extension_schema` (an identifier quoted by
 /// `quote_ident`, from `pg_extension`) instead of through the `search_path`.
 pub async fn fetch_snapshot_json_from(
     client: &Client,
-    extension_schema: Option<&str>,
+    extension_schema: &str,
     schemas: Option<&[String]>,
     include_stats: bool,
 ) -> Result<String, BridgeError> {
     let started = std::time::Instant::now();
-    let sql = match extension_schema {
-        Some(schema) => {
-            format!("SELECT {schema}.nlq_schema_snapshot($1::text[], $2::boolean)::text")
-        }
-        None => SNAPSHOT_SQL.to_string(),
-    };
+    let sql =
+        format!("SELECT {extension_schema}.nlq_schema_snapshot($1::text[], $2::boolean)::text");
     let row = match client.query_one(&sql, &[&schemas, &include_stats]).await {
         Ok(row) => row,
         Err(e) => return Err(query_error(client, &e).await),

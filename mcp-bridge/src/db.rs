@@ -277,7 +277,7 @@ impl Database {
         let include_stats = self.include_stats;
         let document = tokio::time::timeout(
             self.query_timeout,
-            catalog::fetch_snapshot_json_from(&client, Some(&schema), None, include_stats),
+            catalog::fetch_snapshot_json_from(&client, &schema, None, include_stats),
         )
         .await;
         let document = self

@@ -335,3 +335,19 @@ fn help() {
         assert!(snapshot.contains(option), "{option} in:\n{snapshot}");
     }
 }
+
+#[test]
+fn a_look_alike_function_earlier_on_the_search_path_is_not_called() {
+    // The superuser's "$user" schema comes before public on the default search_path.
+    let db = ScratchDb::create(
+        "shadow",
+        true,
+        "CREATE SCHEMA postgres; \
+         CREATE FUNCTION postgres.nlq_schema_snapshot(text[], boolean) RETURNS jsonb \
+         LANGUAGE sql AS $$ SELECT '{\"shadowed\": true}'::jsonb $$",
+    );
+    let output = bridge(&["snapshot", "--json", "--database", &db.dsn()], None);
+    let document: Value = serde_json::from_str(&assert_success(&output)).expect("valid JSON");
+    assert_eq!(document["format_version"], 1, "{document}");
+    assert!(document.get("shadowed").is_none(), "{document}");
+}
