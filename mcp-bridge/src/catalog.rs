@@ -18,6 +18,14 @@ use crate::error::{describe_pg_error, BridgeError};
 /// The newest snapshot format this model was written for.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The schema pg_nlq is installed in, quoted as an identifier. The bridge calls the extension's
+/// functions qualified with it, so that a function of the same name in a schema that comes
+/// earlier on the role's `search_path` (`"$user"`, `public`) cannot stand in for them and run
+/// other SQL as the bridge's role.
+pub const EXTENSION_SCHEMA_SQL: &str = "SELECT pg_catalog.quote_ident(n.nspname) \
+     FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
+     WHERE e.extname = 'pg_nlq'";
+
 /// Opens a connection to the database, with TLS as its `sslmode` says (see [`crate::tls`]);
 /// the connection is driven by a background task.
 pub async fn connect(config: &DatabaseConfig) -> Result<Client, BridgeError> {
@@ -54,13 +62,7 @@ pub async fn fetch_snapshot_json(
     // Called by the schema pg_nlq is installed in, never through the search_path: a function
     // of the same name in a schema earlier on the path ("$user", public) must not stand in
     // for it and run as the caller.
-    let row = client
-        .query_opt(
-            "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
-             JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_nlq'",
-            &[],
-        )
-        .await;
+    let row = client.query_opt(EXTENSION_SCHEMA_SQL, &[]).await;
     let schema: String = match row {
         Ok(Some(row)) => row.try_get(0).map_err(|e| {
             BridgeError::Internal(format!(

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use crate::answer::{ErrorCode, RunResult, ToolError, Validation};
 use crate::bridge::DatabaseInfo;
@@ -22,14 +23,6 @@ const ROUTING_SUMMARY_CHARS: usize = 1500;
 const DISCOVERY_SQL: &str = "SELECT datname FROM pg_catalog.pg_database \
      WHERE datallowconn AND NOT datistemplate \
        AND has_database_privilege(datname, 'CONNECT') ORDER BY 1";
-
-/// The schema pg_nlq is installed in, quoted as an identifier. The bridge calls the extension's
-/// functions qualified with it, so that a function of the same name in a schema that comes
-/// earlier on the role's `search_path` (`"$user"`, `public`) cannot stand in for them and run
-/// other SQL as the bridge's role.
-const EXTENSION_SCHEMA_SQL: &str = "SELECT pg_catalog.quote_ident(n.nspname) \
-     FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
-     WHERE e.extname = 'pg_nlq'";
 
 /// Validation codes of a statement the bridge will not run (the query itself is unsafe).
 const UNSAFE_CODES: [&str; 11] = [
@@ -75,7 +68,8 @@ pub struct Database {
     /// Longest wait for one statement's answer.
     query_timeout: Duration,
     state: RwLock<State>,
-    /// [`EXTENSION_SCHEMA_SQL`]'s answer, once known; forgotten when a call finds no function.
+    /// [`catalog::EXTENSION_SCHEMA_SQL`]'s answer, once known; forgotten when a call finds
+    /// no function.
     extension_schema: Mutex<Option<String>>,
     last_check: Mutex<Instant>,
     /// Serialises loads so concurrent callers wait for one reload instead of starting several.
@@ -158,7 +152,7 @@ impl Database {
         }
         let row = tokio::time::timeout(
             self.query_timeout,
-            client.query_opt(EXTENSION_SCHEMA_SQL, &[]),
+            client.query_opt(catalog::EXTENSION_SCHEMA_SQL, &[]),
         )
         .await;
         let row = match row {
@@ -352,49 +346,45 @@ impl Database {
         }
     }
 
-    async fn fingerprint(&self) -> Result<String, ToolError> {
+    /// `SELECT <pg_nlq's schema>.<call>` for one of the extension's functions that returns a
+    /// single text value (`call` is e.g. `nlq_run($1::text, $2::integer)::text`), bounded by the
+    /// query timeout, its failure classified by [`Self::db_error`].
+    async fn call_extension(
+        &self,
+        call: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<String, ToolError> {
         let (client, schema) = self.client_and_schema().await?;
-        let sql = format!("SELECT {schema}.nlq_schema_fingerprint()");
-        let row = tokio::time::timeout(self.query_timeout, client.query_one(&sql, &[])).await;
+        let statement = format!("SELECT {schema}.{call}");
+        let row =
+            tokio::time::timeout(self.query_timeout, client.query_one(&statement, params)).await;
+        let function = call.split('(').next().unwrap_or(call);
         let row = self
-            .bounded(client, row, "nlq_schema_fingerprint()")?
+            .bounded(client, row, &format!("{function}()"))?
             .map_err(|e| self.db_error(&e))?;
         row.try_get(0).map_err(|e| self.db_error(&e))
     }
 
+    async fn fingerprint(&self) -> Result<String, ToolError> {
+        self.call_extension("nlq_schema_fingerprint()", &[]).await
+    }
+
     /// `nlq_validate(sql)`.
     pub async fn validate(&self, sql: &str) -> Result<Validation, ToolError> {
-        let (client, schema) = self.client_and_schema().await?;
-        let statement = format!("SELECT {schema}.nlq_validate($1::text)::text");
-        let row =
-            tokio::time::timeout(self.query_timeout, client.query_one(&statement, &[&sql])).await;
-        let row = self
-            .bounded(client, row, "nlq_validate()")?
-            .map_err(|e| self.db_error(&e))?;
-        let text: String = row.try_get(0).map_err(|e| self.db_error(&e))?;
-        serde_json::from_str(&text).map_err(|e| {
-            ToolError::internal(format!("nlq_validate returned an unexpected document: {e}"))
-        })
+        let text = self
+            .call_extension("nlq_validate($1::text)::text", &[&sql])
+            .await?;
+        parse_document("nlq_validate", &text)
     }
 
     /// `nlq_run(sql, row_limit)`; a refusal or failure is classified by its SQLSTATE and the
     /// validation code at the head of its DETAIL.
     pub async fn run(&self, sql: &str, row_limit: u32) -> Result<RunResult, ToolError> {
-        let (client, schema) = self.client_and_schema().await?;
         let limit = i32::try_from(row_limit).unwrap_or(i32::MAX);
-        let statement = format!("SELECT {schema}.nlq_run($1::text, $2::integer)::text");
-        let row = tokio::time::timeout(
-            self.query_timeout,
-            client.query_one(&statement, &[&sql, &limit]),
-        )
-        .await;
-        let row = self
-            .bounded(client, row, "nlq_run()")?
-            .map_err(|e| self.db_error(&e))?;
-        let text: String = row.try_get(0).map_err(|e| self.db_error(&e))?;
-        serde_json::from_str(&text).map_err(|e| {
-            ToolError::internal(format!("nlq_run returned an unexpected document: {e}"))
-        })
+        let text = self
+            .call_extension("nlq_run($1::text, $2::integer)::text", &[&sql, &limit])
+            .await?;
+        parse_document("nlq_run", &text)
     }
 
     fn db_error(&self, err: &tokio_postgres::Error) -> ToolError {
@@ -501,6 +491,16 @@ impl Database {
             fingerprint: cached.map(|c| c.snapshot.fingerprint.clone()),
         }
     }
+}
+
+/// The JSON document a pg_nlq function returned.
+fn parse_document<T: serde::de::DeserializeOwned>(
+    function: &str,
+    text: &str,
+) -> Result<T, ToolError> {
+    serde_json::from_str(text).map_err(|e| {
+        ToolError::internal(format!("{function} returned an unexpected document: {e}"))
+    })
 }
 
 /// The databases `server` offers (discovery), or its explicit list, minus its exclusions.

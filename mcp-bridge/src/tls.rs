@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
@@ -299,11 +299,12 @@ pub fn connector(config: &DatabaseConfig) -> Result<MakeRustlsConnect, BridgeErr
         .map_err(|e| BridgeError::Internal(format!("cannot set up TLS: {e}")))?;
     let mode = config.tls_mode();
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
-        TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => {
-            Arc::new(NoCertificateCheck::new(&provider))
-        }
-        TlsMode::VerifyCa => Arc::new(CaCheckOnly {
-            roots: Arc::new(root_store(config.root_cert())?),
+        TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => Arc::new(ChainCheck {
+            roots: None,
+            algorithms: provider.signature_verification_algorithms,
+        }),
+        TlsMode::VerifyCa => Arc::new(ChainCheck {
+            roots: Some(Arc::new(root_store(config.root_cert())?)),
             algorithms: provider.signature_verification_algorithms,
         }),
         TlsMode::VerifyFull => WebPkiServerVerifier::builder_with_provider(
@@ -362,67 +363,23 @@ fn root_store(root_cert: Option<&Path>) -> Result<RootCertStore, BridgeError> {
     Ok(roots)
 }
 
-/// `prefer` and `require`: any certificate is accepted, as libpq does without `sslrootcert`.
-/// The connection is encrypted but a man in the middle is not detected; use `verify-full` for
-/// that. The handshake signatures are still checked, so the server does hold the key of the
+/// The certificate check of every mode but `verify-full` (which uses rustls's own verifier).
+///
+/// - `roots: None` — `prefer` and `require`: any certificate is accepted, as libpq does without
+///   `sslrootcert`. The connection is encrypted but a man in the middle is not detected; use
+///   `verify-full` for that.
+/// - `roots: Some` — `verify-ca`: the certificate chain must lead to a trusted CA and be valid
+///   now; the host name is not compared with the certificate.
+///
+/// Either way the handshake signatures are checked, so the server does hold the key of the
 /// certificate it shows (which is what SCRAM channel binding relies on).
 #[derive(Debug)]
-struct NoCertificateCheck {
+struct ChainCheck {
+    roots: Option<Arc<RootCertStore>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl NoCertificateCheck {
-    fn new(provider: &CryptoProvider) -> Self {
-        NoCertificateCheck {
-            algorithms: provider.signature_verification_algorithms,
-        }
-    }
-}
-
-impl ServerCertVerifier for NoCertificateCheck {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the certificate chain must lead to a trusted CA and be valid now; the host name
-/// is not compared with the certificate.
-#[derive(Debug)]
-struct CaCheckOnly {
-    roots: Arc<RootCertStore>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for CaCheckOnly {
+impl ServerCertVerifier for ChainCheck {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -431,14 +388,16 @@ impl ServerCertVerifier for CaCheckOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.algorithms.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
