@@ -4,61 +4,42 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 #[path = "support/scripted_openai.rs"]
 mod scripted_openai;
 
 use std::path::PathBuf;
 use std::process::Output;
 
+use common::{bridge_dsn, drop_db, pg, TempDir, CONFIG_ENV_VARS};
 use scripted_openai::{generate, verdict, ScriptedOpenAi, Step};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pg-nlq-bridge");
 const SECRET: &str = "sk-cli-very-secret-key";
 
-fn env_dsn(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(dsn) if !dsn.trim().is_empty() => dsn,
-        _ => panic!(
-            "{name} is not set: run these tests through `make test-bridge`, which starts the \
-             project cluster, creates the bridge role and sets NLQ_TEST_DSN (superuser, for \
-             set-up) and NLQ_TEST_BRIDGE_DSN (the least-privilege role the bridge uses)"
-        ),
-    }
-}
-
-/// A configuration file in a fresh directory, removed on drop.
+/// A configuration file in a fresh temporary directory, removed on drop.
 struct Config {
-    dir: PathBuf,
+    _dir: TempDir,
+    path: PathBuf,
 }
 
 impl Config {
     fn new(tag: &str, text: &str) -> Config {
-        let dir = std::env::temp_dir().join(format!("nlq-cli-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("bridge.toml"), text).unwrap();
-        Config { dir }
+        let dir = TempDir::new(&format!("cli-{tag}"));
+        let path = dir.write("bridge.toml", text);
+        Config { _dir: dir, path }
     }
     fn path(&self) -> PathBuf {
-        self.dir.join("bridge.toml")
-    }
-}
-
-impl Drop for Config {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.path.clone()
     }
 }
 
 async fn bridge(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = tokio::process::Command::new(BIN);
-    cmd.args(args)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("NLQ_MODEL")
-        .env_remove("NLQ_CONFIG")
-        .env_remove("NLQ_DATABASE_URL")
-        .env("RUST_LOG", "debug")
-        .kill_on_drop(true);
+    cmd.args(args).env("RUST_LOG", "debug").kill_on_drop(true);
+    for var in CONFIG_ENV_VARS {
+        cmd.env_remove(var);
+    }
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -79,7 +60,7 @@ fn text(out: &Output) -> (String, String) {
 fn server(databases: &str) -> String {
     format!(
         "[[servers]]\nname = \"local\"\nurl = \"{} dbname=postgres\"\n{databases}\n",
-        env_dsn("NLQ_TEST_BRIDGE_DSN")
+        bridge_dsn()
     )
 }
 
@@ -127,18 +108,12 @@ async fn check_config_says_what_is_wrong() {
     );
 
     // Unreachable server, and a database without pg_nlq, and no model key.
-    let dsn = env_dsn("NLQ_TEST_DSN");
-    let (admin, conn) =
-        tokio_postgres::connect(&format!("{dsn} dbname=postgres"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    for sql in [
-        "DROP DATABASE IF EXISTS nlq_cli_noext WITH (FORCE)",
-        "CREATE DATABASE nlq_cli_noext",
-    ] {
-        admin.batch_execute(sql).await.unwrap();
-    }
+    drop_db("nlq_cli_noext").await;
+    pg("postgres")
+        .await
+        .batch_execute("CREATE DATABASE nlq_cli_noext")
+        .await
+        .unwrap();
     let c = Config::new(
         "mixed",
         &format!(
@@ -152,10 +127,7 @@ async fn check_config_says_what_is_wrong() {
     )
     .await;
     let (stdout, _) = text(&out);
-    admin
-        .batch_execute("DROP DATABASE IF EXISTS nlq_cli_noext WITH (FORCE)")
-        .await
-        .unwrap();
+    drop_db("nlq_cli_noext").await;
     assert!(
         !out.status.success(),
         "an unreachable server is an error: {stdout}"

@@ -3,18 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+mod common;
 
+use common::{bridge_dsn, drop_db, scratch_db, settings_from, start};
 use mcp_bridge::answer::ErrorCode;
-use mcp_bridge::bridge::Bridge;
-use mcp_bridge::settings::Settings;
-
-fn bridge_dsn() -> String {
-    match std::env::var("NLQ_TEST_BRIDGE_DSN") {
-        Ok(dsn) if !dsn.trim().is_empty() => dsn,
-        _ => panic!("NLQ_TEST_BRIDGE_DSN is not set: run the tests through `make test-bridge`"),
-    }
-}
 
 #[tokio::test]
 async fn an_unknown_function_named_nlq_is_the_query_s_fault_not_a_missing_extension() {
@@ -23,8 +15,7 @@ async fn an_unknown_function_named_nlq_is_the_query_s_fault_not_a_missing_extens
          url = \"{} dbname=postgres\"\ndatabases = [\"nlq_small\"]\n",
         bridge_dsn()
     );
-    let settings = Settings::from_toml(&text, "test", &BTreeMap::<String, String>::new()).unwrap();
-    let bridge = Bridge::start(settings).await.unwrap();
+    let bridge = start(settings_from(&text)).await;
     let err = bridge
         .run_sql(Some("nlq_small"), "SELECT nlq_no_such_function()", None)
         .await
@@ -41,43 +32,14 @@ async fn an_unknown_function_named_nlq_is_the_query_s_fault_not_a_missing_extens
     assert!(ok.is_ok(), "{ok:?}");
 }
 
-fn admin_dsn() -> String {
-    match std::env::var("NLQ_TEST_DSN") {
-        Ok(dsn) if !dsn.trim().is_empty() => dsn,
-        _ => panic!("NLQ_TEST_DSN is not set: run the tests through `make test-bridge`"),
-    }
-}
-
-async fn pg(db: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("{} dbname={db}", admin_dsn()),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("cannot connect to {db}: {e}"));
-    tokio::spawn(connection);
-    client
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_earlier_on_the_search_path_do_not_stand_in_for_pg_nlq() {
     let db = "nlq_bridge_shadow";
-    let admin = pg("postgres").await;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .await
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .await
-        .unwrap();
-    let client = pg(db).await;
     // "$user" comes before public on the default search_path: a schema named after the
     // bridge's role holding functions of pg_nlq's names would be found first.
-    client
-        .batch_execute(
-            "CREATE EXTENSION pg_nlq; \
-             CREATE SCHEMA nlq_bridge; GRANT USAGE ON SCHEMA nlq_bridge TO nlq_bridge; \
+    let client = scratch_db(
+        db,
+        "CREATE SCHEMA nlq_bridge; GRANT USAGE ON SCHEMA nlq_bridge TO nlq_bridge; \
              CREATE FUNCTION nlq_bridge.nlq_validate(text) RETURNS jsonb LANGUAGE sql AS \
                $$ SELECT '{\"ok\": true, \"code\": \"OK\", \"message\": \"shadow\"}'::jsonb $$; \
              CREATE FUNCTION nlq_bridge.nlq_run(text, integer) RETURNS jsonb LANGUAGE sql AS \
@@ -85,26 +47,19 @@ async fn functions_earlier_on_the_search_path_do_not_stand_in_for_pg_nlq() {
                  \"rows\": [[\"shadow\"]], \"row_count\": 1, \"truncated\": false}'::jsonb $$; \
              CREATE FUNCTION nlq_bridge.nlq_schema_fingerprint() RETURNS text LANGUAGE sql AS \
                $$ SELECT 'shadow' $$",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let text = format!(
         "[database]\nfingerprint_check_interval_secs = 0\n[[servers]]\nurl = \"{} dbname=postgres\"\ndatabases = [\"{db}\"]\n",
         bridge_dsn()
     );
-    let bridge =
-        Bridge::start(Settings::from_toml(&text, "t", &BTreeMap::<String, String>::new()).unwrap())
-            .await
-            .unwrap();
+    let bridge = start(settings_from(&text)).await;
     let validation = bridge.validate_sql(Some(db), "DELETE FROM x").await;
     let ran = bridge.run_sql(Some(db), "SELECT 42 AS answer", None).await;
     let schema = bridge.describe_schema(Some(db), None).await;
     drop(bridge);
     drop(client);
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .await
-        .unwrap();
+    drop_db(db).await;
 
     let validation = validation.unwrap();
     assert!(!validation.ok, "{validation:?}");

@@ -5,22 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{bridge_dsn, settings_from, start};
 use mcp_bridge::answer::ErrorCode;
-use mcp_bridge::bridge::Bridge;
-use mcp_bridge::settings::Settings;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-fn bridge_dsn() -> String {
-    match std::env::var("NLQ_TEST_BRIDGE_DSN") {
-        Ok(dsn) if !dsn.trim().is_empty() => dsn,
-        _ => panic!("NLQ_TEST_BRIDGE_DSN is not set: run the tests through `make test-bridge`"),
-    }
-}
 
 /// `key=value` of a simple libpq connection string.
 fn dsn_value(dsn: &str, key: &str) -> Option<String> {
@@ -85,8 +78,7 @@ async fn a_server_that_stops_answering_is_a_connection_error_not_a_hang() {
          url = \"host=127.0.0.1 port={proxy_port} user={user} sslmode=disable dbname=postgres\"\n\
          databases = [\"nlq_small\"]\n"
     );
-    let settings = Settings::from_toml(&text, "test", &BTreeMap::<String, String>::new()).unwrap();
-    let bridge = Bridge::start(settings).await.unwrap();
+    let bridge = start(settings_from(&text)).await;
     let ready = bridge.list_databases().await;
     assert_eq!(ready[0].status, "ready", "{ready:?}");
     // Before the partition the path works.
@@ -134,8 +126,7 @@ async fn a_server_being_retried_stays_listed() {
          [[servers]]\nname = \"silent\"\n\
          url = \"host=127.0.0.1 port={port} user=nobody sslmode=disable dbname=postgres\"\n"
     );
-    let settings = Settings::from_toml(&text, "test", &BTreeMap::<String, String>::new()).unwrap();
-    let bridge = Bridge::start(settings).await.unwrap();
+    let bridge = start(settings_from(&text)).await;
     // The background retry runs every 0.1 s and takes 0.5 s: look while it runs.
     for _ in 0..30 {
         let listed = bridge.list_databases().await;

@@ -6,7 +6,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-mod mcp_common;
+mod common;
 #[path = "support/scripted_openai.rs"]
 mod scripted_openai;
 
@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_common::{
+use common::{
     bridge, call, config_toml, fenced, ok_structured, text_of, SamplingClient, TempDir,
     CONFIG_ENV_VARS, SAMPLED_SQL,
 };

@@ -5,18 +5,18 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, deprecated)]
 
-mod mcp_common;
+mod common;
 #[path = "support/scripted_openai.rs"]
 mod scripted_openai;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use mcp_bridge::bridge::Bridge;
-use mcp_bridge::mcp::{NlqServer, UNTRUSTED_CLOSE, UNTRUSTED_NOTICE};
-use mcp_common::{
+use common::{
     bridge, call, err_structured, fenced, ok_structured, text_of, SamplingClient, SAMPLED_SQL,
 };
+use mcp_bridge::bridge::Bridge;
+use mcp_bridge::mcp::{NlqServer, UNTRUSTED_CLOSE, UNTRUSTED_NOTICE};
 use rmcp::model::{ClientConfig, ErrorCode as McpErrorCode, ReadResourceRequestParams};
 use rmcp::service::{RunningService, ServiceError};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};

@@ -4,15 +4,15 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-mod mcp_common;
+mod common;
 #[path = "support/scripted_openai.rs"]
 mod scripted_openai;
 
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::{call, config_toml, fenced, ok_structured, text_of, TempDir, CONFIG_ENV_VARS};
 use mcp_bridge::mcp::UNTRUSTED_NOTICE;
-use mcp_common::{call, config_toml, fenced, ok_structured, text_of, TempDir, CONFIG_ENV_VARS};
 use rmcp::model::ClientConfig;
 use rmcp::transport::TokioChildProcess;
 use rmcp::ServiceExt;

@@ -1,84 +1,24 @@
 //! The question pipeline (`Bridge::query`) end to end against the real cluster with pg_nlq and
 //! the fixture databases, with a scripted OpenAI-compatible server standing in for the model:
 //! every request the bridge makes is checked (task, schema context, feedback) and answered as
-//! scripted. Run through `make test-bridge`, which sets NLQ_TEST_DSN.
+//! scripted. Run through `make test-bridge`, which sets NLQ_TEST_DSN and NLQ_TEST_BRIDGE_DSN.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 #[path = "support/scripted_openai.rs"]
 mod scripted_openai;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{
+    bridge, bridge_dsn, config_toml_with, drop_db, pg, scratch_db, settings_from, start,
+    TEST_API_KEY,
+};
 use mcp_bridge::answer::{ErrorCode, QueryRequest, ReturnMode, Stage};
 use mcp_bridge::bridge::Bridge;
-use mcp_bridge::settings::Settings;
 use scripted_openai::{generate, route, verdict, Reply, ScriptedOpenAi, Step};
-
-fn test_dsn() -> String {
-    match std::env::var("NLQ_TEST_DSN") {
-        Ok(dsn) if !dsn.trim().is_empty() => dsn,
-        _ => panic!(
-            "NLQ_TEST_DSN is not set: these tests need the project cluster with pg_nlq and the \
-             fixture databases. Run them through `make test-bridge`."
-        ),
-    }
-}
-
-/// The least-privilege role the bridge connects as (`make bridge-role`), as a libpq
-/// connection string without dbname; failing, never skipping, when it is not given.
-fn bridge_dsn() -> String {
-    match std::env::var("NLQ_TEST_BRIDGE_DSN") {
-        Ok(dsn) if !dsn.trim().is_empty() => dsn,
-        _ => panic!(
-            "NLQ_TEST_BRIDGE_DSN is not set: the bridge under test connects as the \
-             least-privilege role nlq_bridge. Run the tests through `make test-bridge`, which \
-             creates the role (make bridge-role) and sets it."
-        ),
-    }
-}
-
-/// A configuration for the test cluster's `databases` and the scripted model at `base_url`;
-/// `extra` is appended (more sections or servers).
-fn settings(base_url: Option<&str>, databases: &[&str], extra: &str) -> Settings {
-    let model = match base_url {
-        Some(url) => format!(
-            "[model]\napi_key = \"sk-test-secret\"\nbase_url = \"{url}\"\nmax_retries = 0\n"
-        ),
-        None => String::new(),
-    };
-    let list = databases
-        .iter()
-        .map(|d| format!("\"{d}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let text = format!(
-        "{model}[database]\nstartup_timeout_secs = 60\npool_size = 4\n{extra}\n[[servers]]\nname = \"test\"\nurl = \"{} dbname=postgres\"\ndatabases = [{list}]\n[servers.descriptions]\nnlq_small = \"bookshop: books, authors, customers, orders, reviews\"\n",
-        bridge_dsn()
-    );
-    Settings::from_toml(&text, "test", &BTreeMap::<String, String>::new())
-        .unwrap_or_else(|e| panic!("test settings: {e}"))
-}
-
-async fn bridge(base_url: Option<&str>, databases: &[&str]) -> Arc<Bridge> {
-    Bridge::start(settings(base_url, databases, ""))
-        .await
-        .unwrap_or_else(|e| panic!("bridge start: {e}"))
-}
-
-/// A direct connection to a database of the test cluster, for set-up and cross-checks.
-async fn pg(db: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("{} dbname={db}", test_dsn()),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("cannot connect to {db}: {e}"));
-    tokio::spawn(connection);
-    client
-}
 
 async fn count(db: &str, sql: &str) -> i64 {
     pg(db).await.query_one(sql, &[]).await.unwrap().get(0)
@@ -466,13 +406,12 @@ async fn a_database_down_at_start_up_does_not_block_the_others() {
          [[servers]]\nname = \"silent\"\nurl = \"host=127.0.0.1 port={silent_port} user=x dbname=postgres\"\n"
     );
     let started = Instant::now();
-    let bridge = Bridge::start(settings(
+    let bridge = start(settings_from(&config_toml_with(
         Some(&model.base_url()),
         &["nlq_small", "nlq_nope_missing"],
         &extra,
-    ))
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    )))
+    .await;
     // Not a speed check: with startup_timeout_secs = 60, a start-up that waited for the silent
     // server would take a minute; not waiting takes about the 1 s connect timeout.
     assert!(
@@ -540,7 +479,7 @@ async fn model_failures_have_their_own_codes() {
     assert_eq!(err.code, ErrorCode::LlmError);
     assert!(!err.retryable);
     assert!(err.message.contains("Incorrect API key"), "{}", err.message);
-    assert!(!err.message.contains("sk-test-secret"));
+    assert!(!err.message.contains(TEST_API_KEY));
     let err = bridge
         .query(ask("how many books"), None)
         .await
@@ -601,32 +540,12 @@ async fn bad_input_gets_clear_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_snapshot_is_noticed_and_reloaded() {
     let db = "nlq_bridge_stale";
-    let admin = pg("postgres").await;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .await
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .await
-        .unwrap();
-    let client = pg(db).await;
-    client
-        .batch_execute(
-            "CREATE EXTENSION pg_nlq; \
-             ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO nlq_bridge; \
-             CREATE TABLE first_table (id int)",
-        )
-        .await
-        .unwrap();
-    let bridge_dsn = bridge_dsn();
+    let client = scratch_db(db, "CREATE TABLE first_table (id int)").await;
     let text = format!(
-        "[database]\nfingerprint_check_interval_secs = 0\n[[servers]]\nurl = \"{bridge_dsn} dbname=postgres\"\ndatabases = [\"{db}\"]\n"
+        "[database]\nfingerprint_check_interval_secs = 0\n[[servers]]\nurl = \"{} dbname=postgres\"\ndatabases = [\"{db}\"]\n",
+        bridge_dsn()
     );
-    let bridge =
-        Bridge::start(Settings::from_toml(&text, "t", &BTreeMap::<String, String>::new()).unwrap())
-            .await
-            .unwrap();
+    let bridge = start(settings_from(&text)).await;
     let before = bridge.describe_schema(Some(db), None).await.unwrap();
     assert!(
         before.contains("first_table") && !before.contains("second_table"),
@@ -643,10 +562,7 @@ async fn a_stale_snapshot_is_noticed_and_reloaded() {
     );
     drop(bridge);
     drop(client);
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .await
-        .unwrap();
+    drop_db(db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -717,51 +633,19 @@ async fn what_policy_forbids_is_never_read_nor_shown_to_the_model() {
     );
 }
 
-/// A scratch database with pg_nlq, readable by the bridge role; dropped by [`drop_scratch`].
-async fn scratch(db: &str, setup: &str) {
-    let admin = pg("postgres").await;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .await
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .await
-        .unwrap();
-    pg(db)
-        .await
-        .batch_execute(&format!(
-            "CREATE EXTENSION pg_nlq; \
-             ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO nlq_bridge; {setup}"
-        ))
-        .await
-        .unwrap();
-}
-
-async fn drop_scratch(db: &str) {
-    pg("postgres")
-        .await
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_comes_up_later_is_picked_up_by_the_retry() {
     let db = "nlq_bridge_late";
-    drop_scratch(db).await;
+    drop_db(db).await;
     let text = format!(
         "[database]\nretry_interval_secs = 0.2\nconnect_timeout_secs = 2\n\
          [[servers]]\nurl = \"{} dbname=postgres\"\ndatabases = [\"{db}\"]\n",
         bridge_dsn()
     );
-    let bridge =
-        Bridge::start(Settings::from_toml(&text, "t", &BTreeMap::<String, String>::new()).unwrap())
-            .await
-            .unwrap();
+    let bridge = start(settings_from(&text)).await;
     let list = bridge.list_databases().await;
     assert_eq!(list[0].status, "unavailable", "{list:?}");
-    scratch(db, "CREATE TABLE arrived (id int)").await;
+    scratch_db(db, "CREATE TABLE arrived (id int)").await;
     let mut ready = false;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -774,13 +658,13 @@ async fn a_database_that_comes_up_later_is_picked_up_by_the_retry() {
     let schema = bridge.describe_schema(Some(db), None).await.unwrap();
     assert!(schema.contains("arrived"), "{schema}");
     drop(bridge);
-    drop_scratch(db).await;
+    drop_db(db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runaway_query_ends_in_execution_timeout() {
     let db = "nlq_bridge_timeout";
-    scratch(db, "").await;
+    scratch_db(db, "").await;
     pg("postgres")
         .await
         .batch_execute(&format!(
@@ -792,10 +676,7 @@ async fn a_runaway_query_ends_in_execution_timeout() {
         "[[servers]]\nurl = \"{} dbname=postgres\"\ndatabases = [\"{db}\"]\n",
         bridge_dsn()
     );
-    let bridge =
-        Bridge::start(Settings::from_toml(&text, "t", &BTreeMap::<String, String>::new()).unwrap())
-            .await
-            .unwrap();
+    let bridge = start(settings_from(&text)).await;
     let err = bridge
         .run_sql(
             None,
@@ -807,5 +688,5 @@ async fn a_runaway_query_ends_in_execution_timeout() {
     assert_eq!(err.code, ErrorCode::ExecutionTimeout, "{err}");
     assert!(err.retryable);
     drop(bridge);
-    drop_scratch(db).await;
+    drop_db(db).await;
 }

@@ -7,15 +7,15 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-mod mcp_common;
+mod common;
 #[path = "support/scripted_openai.rs"]
 mod scripted_openai;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::{config_toml, TempDir, CONFIG_ENV_VARS};
 use mcp_bridge::mcp::{UNTRUSTED_CLOSE, UNTRUSTED_OPEN};
-use mcp_common::{config_toml, TempDir, CONFIG_ENV_VARS};
 use scripted_openai::{generate, verdict, ScriptedOpenAi, Step};
 use serde_json::{json, Value};
 

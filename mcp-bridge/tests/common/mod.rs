@@ -1,6 +1,7 @@
-//! What the MCP tests share: the test cluster's DSN (failing, never skipping, without it), a
-//! configuration (as TOML, for the binary, and as `Settings`, in process), temporary
-//! directories, and helpers to call tools and read their results.
+//! What the bridge's integration tests share: the test cluster's DSNs (failing, never skipping,
+//! without them), a configuration (as TOML, for the binary, and as `Settings`, in process),
+//! scratch databases, temporary directories, and helpers to call MCP tools and read their
+//! results.
 
 #![allow(dead_code, deprecated, clippy::expect_used, clippy::unwrap_used)]
 
@@ -51,6 +52,12 @@ pub const TEST_API_KEY: &str = "sk-test-mcp";
 /// A configuration for the test cluster's `databases`, with the scripted model at `base_url`
 /// (and an API key) or with no model at all.
 pub fn config_toml(base_url: Option<&str>, databases: &[&str]) -> String {
+    config_toml_with(base_url, databases, "")
+}
+
+/// [`config_toml`] with `extra` after the `[database]` settings: more of them, or more
+/// sections and servers.
+pub fn config_toml_with(base_url: Option<&str>, databases: &[&str], extra: &str) -> String {
     let model = match base_url {
         Some(url) => format!(
             "[model]\napi_key = \"{TEST_API_KEY}\"\nbase_url = \"{url}\"\nmodel = \"gpt-5-mini\"\n\
@@ -65,28 +72,80 @@ pub fn config_toml(base_url: Option<&str>, databases: &[&str]) -> String {
         .join(", ");
     format!(
         "{model}[pipeline]\nmax_attempts = 3\nverify_threshold = 7\n\
-         [database]\nstartup_timeout_secs = 60\npool_size = 2\n\
+         [database]\nstartup_timeout_secs = 60\npool_size = 2\n{extra}\n\
          [[servers]]\nname = \"local\"\nurl = \"{} dbname=postgres\"\ndatabases = [{list}]\n\
          [servers.descriptions]\nnlq_small = \"bookshop: books, authors, customers, orders\"\n",
         bridge_dsn()
     )
 }
 
-/// [`config_toml`] as `Settings`, with no environment overrides.
-pub fn settings(base_url: Option<&str>, databases: &[&str]) -> Settings {
+/// `text` as `Settings`, with no environment overrides.
+pub fn settings_from(text: &str) -> Settings {
     Settings::from_toml(
-        &config_toml(base_url, databases),
+        text,
         "test configuration",
         &BTreeMap::<String, String>::new(),
     )
     .unwrap_or_else(|e| panic!("test settings: {e}"))
 }
 
-/// A started bridge over the test cluster.
-pub async fn bridge(base_url: Option<&str>, databases: &[&str]) -> Arc<Bridge> {
-    Bridge::start(settings(base_url, databases))
+/// [`config_toml`] as `Settings`.
+pub fn settings(base_url: Option<&str>, databases: &[&str]) -> Settings {
+    settings_from(&config_toml(base_url, databases))
+}
+
+/// A bridge started with `settings`.
+pub async fn start(settings: Settings) -> Arc<Bridge> {
+    Bridge::start(settings)
         .await
         .unwrap_or_else(|e| panic!("the bridge did not start: {e}"))
+}
+
+/// A started bridge over the test cluster.
+pub async fn bridge(base_url: Option<&str>, databases: &[&str]) -> Arc<Bridge> {
+    start(settings(base_url, databases)).await
+}
+
+/// A direct connection, as the superuser, to a database of the test cluster, for set-up and
+/// cross-checks.
+pub async fn pg(db: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        &format!("{} dbname={db}", test_dsn()),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot connect to {db}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// A fresh scratch database `db` with pg_nlq, whose tables in `public` the bridge role may
+/// read, after running `setup` in it; drop it with [`drop_db`].
+pub async fn scratch_db(db: &str, setup: &str) -> tokio_postgres::Client {
+    drop_db(db).await;
+    pg("postgres")
+        .await
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    let client = pg(db).await;
+    client
+        .batch_execute(&format!(
+            "CREATE EXTENSION pg_nlq; \
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO nlq_bridge; {setup}"
+        ))
+        .await
+        .unwrap();
+    client
+}
+
+/// Drops the database `db` if it exists, closing its sessions.
+pub async fn drop_db(db: &str) {
+    pg("postgres")
+        .await
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .await
+        .unwrap();
 }
 
 /// A directory under the system's temporary directory, removed when dropped.
