@@ -174,10 +174,11 @@ pub fn function(oid: pg_sys::Oid) -> Option<Function> {
 
 /// A name quoted as SQL needs it (`quote_ident`), keywords included.
 pub fn quote(name: &str) -> String {
-    let Ok(c) = std::ffi::CString::new(name) else {
+    let Ok(c) = std::ffi::CString::new(crate::encoding::to_server(name)) else {
         return crate::policy::quote_ident(name);
     };
-    // SAFETY: quote_identifier returns its argument or a palloc'd quoted copy.
+    // SAFETY: quote_identifier returns its argument or a palloc'd quoted copy, in the server
+    // encoding like its argument.
     unsafe { owned(pg_sys::quote_identifier(c.as_ptr())) }.unwrap_or_default()
 }
 

@@ -168,6 +168,26 @@ fn convert_to_server(text: &str) -> Option<Vec<u8>> {
     .execute()
 }
 
+/// In a SQL_ASCII database, `bytes` with any sequence that is not UTF-8 replaced by U+FFFD (a
+/// palloc'd copy in the current memory context); elsewhere, and when already valid, `bytes`.
+/// Other server encodings are converted to the client's by PostgreSQL itself.
+///
+/// # Safety
+/// `bytes` must live as long as the current memory context (the copy does).
+pub unsafe fn valid_utf8_in_sql_ascii(bytes: &'static [u8]) -> &'static [u8] {
+    if database_encoding() != pg_sys::pg_enc::PG_SQL_ASCII as c_int
+        || std::str::from_utf8(bytes).is_ok()
+    {
+        return bytes;
+    }
+    let fixed = String::from_utf8_lossy(bytes);
+    // SAFETY: pnstrdup copies the bytes into the current memory context.
+    unsafe {
+        let copy = pg_sys::pnstrdup(fixed.as_ptr().cast::<c_char>(), fixed.len());
+        std::slice::from_raw_parts(copy.cast::<u8>(), fixed.len())
+    }
+}
+
 /// A JSON document as a jsonb datum, its text converted to the server encoding first.
 pub fn jsonb(value: &serde_json::Value) -> JsonbDatum {
     let text = to_server(&value.to_string());

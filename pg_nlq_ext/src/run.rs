@@ -259,9 +259,10 @@ impl Collector {
             self.kinds.clear();
             self.output.clear();
             for attr in attrs {
-                let name = CStr::from_ptr(attr.attname.data.as_ptr())
-                    .to_bytes()
-                    .to_vec();
+                let name = crate::encoding::valid_utf8_in_sql_ascii(
+                    CStr::from_ptr(attr.attname.data.as_ptr()).to_bytes(),
+                )
+                .to_vec();
                 let type_name = CStr::from_ptr(pg_sys::format_type_be(attr.atttypid))
                     .to_bytes()
                     .to_vec();
@@ -283,9 +284,11 @@ impl Collector {
     unsafe fn text(&mut self, i: usize, value: pg_sys::Datum) -> &'static [u8] {
         // SAFETY: guaranteed by the caller; the text lives until its context is reset.
         let info = &mut self.output[i];
-        crate::call_hook::exempt(|| unsafe {
+        let text = crate::call_hook::exempt(|| unsafe {
             CStr::from_ptr(pg_sys::OutputFunctionCall(info, value)).to_bytes()
-        })
+        });
+        // SAFETY: the copy is palloc'd in the current context, like the text it replaces.
+        unsafe { crate::encoding::valid_utf8_in_sql_ascii(text) }
     }
 
     /// Whether the executor should send another row.
