@@ -427,6 +427,7 @@ fn has_status_predicate(sql: &str) -> bool {
 /// The number a word or numeral stands for, for the words questions use.
 fn number_words() -> Vec<(&'static str, u64)> {
     vec![
+        ("zero", 0),
         ("one", 1),
         ("two", 2),
         ("three", 3),
@@ -442,6 +443,19 @@ fn number_words() -> Vec<(&'static str, u64)> {
         ("fifty", 50),
         ("hundred", 100),
         ("thousand", 1000),
+        // Months, as dates are written in English ("30 June 2025" for "2025年6月30日").
+        ("january", 1),
+        ("february", 2),
+        ("march", 3),
+        ("april", 4),
+        ("may", 5),
+        ("june", 6),
+        ("july", 7),
+        ("august", 8),
+        ("september", 9),
+        ("october", 10),
+        ("november", 11),
+        ("december", 12),
     ]
 }
 
@@ -451,7 +465,10 @@ fn chinese_numerals() -> Vec<(&'static str, u64)> {
         ("一百", 100),
         ("一千", 1000),
         ("千", 1000),
+        ("十二", 12),
+        ("十一", 11),
         ("十", 10),
+        ("零", 0),
         ("一", 1),
         ("两", 2),
         ("二", 2),
@@ -561,6 +578,32 @@ fn convention_violations(case: &Case) -> Vec<String> {
             conv.not_sales
         ));
     }
+    // Both phrasings ask the same thing: every number one states, the other states too (in
+    // digits, words or numerals; months count as numbers).
+    for n in digit_numbers(&case.question_zh) {
+        if !question_states(&case.question_en, n, false) {
+            out.push(format!(
+                "the Chinese question states {n}, the English one does not"
+            ));
+        }
+    }
+    let en_lower = case.question_en.to_ascii_lowercase();
+    let en_words: Vec<&str> = en_lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .collect();
+    // Number words too, but not "one" (a pronoun as often as a number) nor the months.
+    let worded = number_words()
+        .into_iter()
+        .take_while(|(w, _)| *w != "january")
+        .filter(|(w, _)| *w != "one" && en_words.contains(w))
+        .map(|(_, v)| v);
+    for n in digit_numbers(&case.question_en).into_iter().chain(worded) {
+        if !question_states(&case.question_zh, n, true) {
+            out.push(format!(
+                "the English question states {n}, the Chinese one does not"
+            ));
+        }
+    }
     // The rules for every SQL of the case.
     for (k, sql) in case.all_sql().enumerate() {
         let which = if k == 0 {
@@ -631,6 +674,11 @@ fn convention_checks_catch_hand_made_violations() {
         // the last day of data cut off
         case("nlq_small", "6月的订单？", "Orders in June?",
              "SELECT count(*) FROM orders WHERE status NOT IN ('cancelled', 'refunded') AND ordered_at < '2025-06-30'"),
+        // a number in one phrasing only
+        case("nlq_medium", "每月每千单对应多少工单？", "Tickets per thousand orders, month by month in 2024?",
+             "SELECT count(*) FROM crm.support_tickets WHERE opened_at >= '2024-01-01'"),
+        case("nlq_small", "哪些老客户超过一年没下单？", "Which customers with at least three orders have not ordered for a year?",
+             "SELECT count(*) FROM customers"),
         // an unrequested LIMIT, and one asked only in English
         case("nlq_small", "最贵的书？", "The most expensive books?", "SELECT title FROM books ORDER BY list_price DESC LIMIT 10"),
         case("nlq_small", "最贵的书？", "The ten most expensive books?", "SELECT title FROM books ORDER BY list_price DESC LIMIT 10"),
