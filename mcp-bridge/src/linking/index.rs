@@ -10,7 +10,7 @@
 //! Common values and enum labels are also kept per column, so a question word that names a
 //! stored value ("Berlin") can be shown with the column that holds it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::catalog::{Relation, Snapshot};
 
@@ -43,8 +43,14 @@ pub struct Index {
     average_length: f64,
     /// term → values holding it
     values: HashMap<String, Vec<ValueHit>>,
-    /// term → the highest field weight it has anywhere (for routing)
+    /// term → the highest field weight it has anywhere
     strength: HashMap<String, f64>,
+    /// Terms of schema, relation and column names.
+    identifiers: HashSet<String>,
+    /// term → weighted frequency over the whole database (for routing)
+    frequency: HashMap<String, f64>,
+    /// Sum of the weighted frequencies.
+    total: f64,
 }
 
 impl Index {
@@ -59,6 +65,8 @@ impl Index {
         let mut values: HashMap<String, Vec<ValueHit>> = HashMap::new();
         let mut strength: HashMap<String, f64> = HashMap::new();
         let mut lengths = Vec::with_capacity(relations.len());
+        let mut identifiers: HashSet<String> = HashSet::new();
+        let mut frequency: HashMap<String, f64> = HashMap::new();
         for (doc, &i) in relations.iter().enumerate() {
             let relation = &snapshot.relations[i];
             let mut tf: HashMap<String, f64> = HashMap::new();
@@ -71,12 +79,15 @@ impl Index {
                     length += weight;
                 }
             };
+            identifiers.extend(terms(&relation.name));
+            identifiers.extend(terms(&relation.schema));
             add(&relation.name, NAME, &mut tf);
             add(&relation.schema, PLAIN, &mut tf);
             if let Some(comment) = &relation.comment {
                 add(comment, PLAIN, &mut tf);
             }
             for column in &relation.columns {
+                identifiers.extend(terms(&column.name));
                 add(&column.name, PLAIN, &mut tf);
                 if let Some(comment) = &column.comment {
                     add(comment, DETAIL, &mut tf);
@@ -100,6 +111,7 @@ impl Index {
                 }
             }
             for (term, weight) in tf {
+                *frequency.entry(term.clone()).or_default() += weight;
                 postings.entry(term).or_default().push((doc, weight));
             }
             lengths.push(length);
@@ -109,7 +121,11 @@ impl Index {
         } else {
             (lengths.iter().sum::<f64>() / lengths.len() as f64).max(1.0)
         };
+        let total = frequency.values().sum();
         Index {
+            identifiers,
+            frequency,
+            total,
             relations: relations.to_vec(),
             postings,
             lengths,
@@ -152,6 +168,21 @@ impl Index {
             }
         }
         out
+    }
+
+    /// Whether a term is part of some schema, relation or column name.
+    pub fn is_identifier(&self, term: &str) -> bool {
+        self.identifiers.contains(term)
+    }
+
+    /// Weighted frequency of a term over the whole database.
+    pub fn frequency(&self, term: &str) -> f64 {
+        self.frequency.get(term).copied().unwrap_or(0.0)
+    }
+
+    /// Sum of all weighted frequencies.
+    pub fn total(&self) -> f64 {
+        self.total
     }
 
     /// How strongly this database knows a term: the highest field weight it appears with,

@@ -342,9 +342,16 @@ impl<'a> Linker<'a> {
         // A question word that is a stored value ("Berlin") is strong evidence for the
         // relation holding it, however low its score: those come right after the best match.
         let mut position = seeds.len().min(1);
+        // Only words that name no schema, relation or column: "Berlin", not "items" (which a
+        // log table may hold as a value).
+        let value_terms: Vec<String> = terms
+            .iter()
+            .filter(|t| !self.index.is_identifier(t))
+            .cloned()
+            .collect();
         for hit in self
             .index
-            .value_hits(terms)
+            .value_hits(&value_terms)
             .into_iter()
             .take(MAX_VALUE_SEEDS)
         {

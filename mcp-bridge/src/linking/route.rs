@@ -1,23 +1,29 @@
 //! Routing a question among databases from their snapshots and descriptions.
 //!
-//! Each question term counts for a database by how strongly that database knows it (the
-//! highest field weight it appears with: a relation name counts more than a column comment;
-//! a word of the configured description counts as a name) times how rare the term is among
-//! the databases (a word every database knows decides nothing). Chinese and other scripts
-//! count through the same terms as the index (CJK bigrams).
+//! Resource selection by query likelihood: each database is a bag of the weighted terms of its
+//! index (names count more than comments, see [`super::index`]) plus its configured
+//! description; a database's score is the log-probability of the question's terms under it,
+//! Dirichlet-smoothed with all databases together as the background. A term no database knows
+//! is ignored; a term every database knows still favours the database where it is a larger
+//! share of the whole (a focused database over one where it is incidental). Chinese and other
+//! scripts count through the same terms as the index (CJK bigrams).
 //!
-//! The best database is chosen when it leads the second by [`MARGIN`]; otherwise the caller
-//! gets the ranked candidates (to ask the model, or to answer `AMBIGUOUS_QUERY`).
+//! The best database is chosen when its log-likelihood leads the second's by [`MARGIN`];
+//! otherwise the caller gets the ranked candidates (to ask the model, or to answer
+//! `AMBIGUOUS_QUERY`).
 
 use std::collections::HashSet;
 
 use super::tokenize::terms;
 use super::Linker;
 
-/// The best score must be at least this multiple of the second's to be chosen alone.
-pub const MARGIN: f64 = 1.25;
-/// Weight of a description word.
+/// The best log-likelihood must lead the second's by this much (e^1: about 2.7 times as
+/// likely) to be chosen alone.
+pub const MARGIN: f64 = 1.0;
+/// Weight of a description word (as a relation name).
 const DESCRIPTION: f64 = 3.0;
+/// Dirichlet smoothing mass.
+const MU: f64 = 200.0;
 
 /// One database to route among.
 pub struct Target<'a, 'b> {
@@ -42,41 +48,34 @@ pub struct Routing {
 }
 
 pub fn route(question: &str, targets: &[Target<'_, '_>]) -> Routing {
-    let question_terms: Vec<String> = {
-        let mut seen = HashSet::new();
-        terms(question)
-            .into_iter()
-            .filter(|t| seen.insert(t.clone()))
-            .collect()
-    };
-    let descriptions: Vec<HashSet<String>> = targets
-        .iter()
-        .map(|t| {
-            t.description
-                .map(|d| terms(d).into_iter().collect())
-                .unwrap_or_default()
-        })
+    let mut seen = HashSet::new();
+    let question_terms: Vec<String> = terms(question)
+        .into_iter()
+        .filter(|t| seen.insert(t.clone()))
         .collect();
-    let strength = |i: usize, term: &str| -> f64 {
-        let s = targets[i].linker.index().strength(term);
-        if descriptions[i].contains(term) {
-            s.max(DESCRIPTION)
-        } else {
-            s
-        }
+    let descriptions: Vec<Vec<String>> = targets
+        .iter()
+        .map(|t| t.description.map(terms).unwrap_or_default())
+        .collect();
+    let frequency = |i: usize, term: &str| -> f64 {
+        let described = descriptions[i].iter().filter(|t| *t == term).count() as f64;
+        targets[i].linker.index().frequency(term) + DESCRIPTION * described
     };
-    let n = targets.len() as f64;
+    let lengths: Vec<f64> = (0..targets.len())
+        .map(|i| targets[i].linker.index().total() + DESCRIPTION * descriptions[i].len() as f64)
+        .collect();
+    let collection: f64 = lengths.iter().sum::<f64>().max(1.0);
     let mut scores = vec![0.0; targets.len()];
+    let mut evidence = false;
     for term in &question_terms {
-        let df = (0..targets.len())
-            .filter(|&i| strength(i, term) > 0.0)
-            .count() as f64;
-        if df == 0.0 {
+        let in_each: Vec<f64> = (0..targets.len()).map(|i| frequency(i, term)).collect();
+        let background = in_each.iter().sum::<f64>() / collection;
+        if background == 0.0 {
             continue;
         }
-        let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+        evidence = true;
         for (i, score) in scores.iter_mut().enumerate() {
-            *score += idf * strength(i, term);
+            *score += ((in_each[i] + MU * background) / (lengths[i] + MU)).ln();
         }
     }
     let mut candidates: Vec<Candidate> = targets
@@ -93,8 +92,8 @@ pub fn route(question: &str, targets: &[Target<'_, '_>]) -> Routing {
             .then_with(|| a.database.cmp(&b.database))
     });
     let chosen = match candidates.as_slice() {
-        [only] if only.score > 0.0 => Some(only.database.clone()),
-        [first, second, ..] if first.score > 0.0 && first.score >= second.score * MARGIN => {
+        [only] => Some(only.database.clone()),
+        [first, second, ..] if evidence && first.score - second.score >= MARGIN => {
             Some(first.database.clone())
         }
         _ => None,
