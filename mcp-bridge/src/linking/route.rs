@@ -17,9 +17,9 @@ use std::collections::HashSet;
 use super::tokenize::terms;
 use super::Linker;
 
-/// The best log-likelihood must lead the second's by this much (e^1: about 2.7 times as
+/// The best log-likelihood must lead the second's by this much (e^0.5: about 1.6 times as
 /// likely) to be chosen alone.
-pub const MARGIN: f64 = 1.0;
+pub const MARGIN: f64 = 0.5;
 /// Weight of a description word (as a relation name).
 const DESCRIPTION: f64 = 3.0;
 /// Dirichlet smoothing mass.
