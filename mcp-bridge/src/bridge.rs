@@ -28,6 +28,9 @@ pub struct DatabaseInfo {
     /// The name tools take (the database name; `server/database` when two servers have one of
     /// the same name).
     pub name: String,
+    /// Why the name is not the database's own name (escaped, or qualified by its server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     pub server: String,
     pub description: Option<String>,
     /// `ready`, `loading`, `unavailable` (retried in the background), `extension_missing`, or
@@ -151,7 +154,9 @@ impl Bridge {
     }
 
     /// Registers discovered databases, naming them `server/database` where two servers have a
-    /// database of the same name.
+    /// database of the same name. A database's own name is escaped first ([`escape_name`]), so
+    /// that it never contains the separator: a database literally named `B/shop` on server A
+    /// is `B%2Fshop` (or `A/B%2Fshop`), and can never take the name of B's `shop`.
     fn add_databases(&self, found: Vec<(ServerSettings, Vec<String>)>) -> Result<(), BridgeError> {
         let mut guard = self
             .databases
@@ -159,11 +164,11 @@ impl Bridge {
             .map_err(|_| BridgeError::Internal("database list poisoned".into()))?;
         let mut counts: HashMap<String, usize> = HashMap::new();
         for d in guard.iter() {
-            *counts.entry(d.dbname.clone()).or_default() += 1;
+            *counts.entry(escape_name(&d.dbname)).or_default() += 1;
         }
         for (_, names) in &found {
             for n in names {
-                *counts.entry(n.clone()).or_default() += 1;
+                *counts.entry(escape_name(n)).or_default() += 1;
             }
         }
         for (server, names) in found {
@@ -174,11 +179,20 @@ impl Bridge {
                 {
                     continue;
                 }
-                let name = if counts.get(&dbname).copied().unwrap_or(0) > 1 {
-                    format!("{}/{dbname}", server.name)
+                let escaped = escape_name(&dbname);
+                let name = if counts.get(&escaped).copied().unwrap_or(0) > 1 {
+                    format!("{}/{escaped}", server.name)
                 } else {
-                    dbname.clone()
+                    escaped.clone()
                 };
+                if escaped != dbname {
+                    tracing::warn!(
+                        server = %server.name,
+                        "database {:?} has a name with the separator '/', white space, or \
+                         look-alike or invisible characters: it is named {name}",
+                        dbname
+                    );
+                }
                 guard.push(Arc::new(Database::new(
                     name,
                     &dbname,
@@ -263,6 +277,7 @@ impl Bridge {
         for p in self.pending.lock().await.iter() {
             list.push(DatabaseInfo {
                 name: format!("{}/*", p.server.name),
+                note: None,
                 server: p.server.name.clone(),
                 description: None,
                 status: "server_unavailable".into(),
@@ -304,7 +319,13 @@ impl Bridge {
                 if let Some(d) = all.iter().find(|d| d.name == name) {
                     return Ok(d.clone());
                 }
-                let by_dbname: Vec<_> = all.iter().filter(|d| d.dbname == name).collect();
+                // A database's own name works too when only one has it, unless it needed
+                // escaping: the qualified name `B/shop` must never reach a database on another
+                // server literally named `B/shop`.
+                let by_dbname: Vec<_> = all
+                    .iter()
+                    .filter(|d| d.dbname == name && escape_name(&d.dbname) == d.dbname)
+                    .collect();
                 match by_dbname.as_slice() {
                     [one] => Ok((*one).clone()),
                     _ => Err(self.unknown_database(name)),
@@ -589,7 +610,7 @@ impl Run<'_> {
             number,
             sql: sql.map(str::to_string),
             outcome: outcome.to_string(),
-            message: message.into(),
+            message: crate::redact::redact(&message.into()),
             score,
         });
     }
@@ -651,20 +672,19 @@ impl Run<'_> {
         if candidates.is_empty() {
             candidates = names;
         }
+        // The names are the bridge's (escaped, see `names`); the reason is the model's text.
         let mut err = ToolError::new(
             ErrorCode::AmbiguousQuery,
             format!(
                 "the question could be about several databases ({}); ask again with `database` \
-                 set to one of them{}",
+                 set to one of them",
                 candidates.join(", "),
-                if route.reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", route.reason)
-                }
             ),
             false,
         );
+        if !route.reason.trim().is_empty() {
+            err = err.with_detail(format!("the model's reason: {}", route.reason));
+        }
         err.candidates = candidates;
         Err(err)
     }
@@ -731,7 +751,7 @@ impl Run<'_> {
             let validation = match validation {
                 Ok(v) => v,
                 Err(e) => {
-                    self.record(Some(&sql), e.code.as_str(), &e.message, None);
+                    self.record(Some(&sql), e.code.as_str(), e.full_message(), None);
                     return Err(e);
                 }
             };
@@ -740,12 +760,10 @@ impl Run<'_> {
                 if validation.code == "POLICY_ERROR" {
                     return Err(ToolError::new(
                         ErrorCode::ConfigError,
-                        format!(
-                            "the database's pg_nlq policy settings are invalid: {} (a DBA must fix them)",
-                            validation.message
-                        ),
+                        "the database's pg_nlq policy settings are invalid (a DBA must fix them)",
                         false,
-                    ));
+                    )
+                    .with_detail(validation.message));
                 }
                 let code = match validation.code.as_str() {
                     "SYNTAX_ERROR" => ErrorCode::SyntaxError,
@@ -755,14 +773,17 @@ impl Run<'_> {
                 };
                 // A timeout may pass when the server is less busy, as in `Database::run`.
                 let retryable = code == ErrorCode::ExecutionTimeout;
-                last_error = Some(ToolError::new(
-                    code,
-                    format!(
-                        "the model's query was refused by nlq_validate ({}): {}",
-                        validation.code, validation.message
-                    ),
-                    retryable,
-                ));
+                last_error = Some(
+                    ToolError::new(
+                        code,
+                        format!(
+                            "the model's query was refused by nlq_validate ({})",
+                            crate::untrusted::one_line(&validation.code)
+                        ),
+                        retryable,
+                    )
+                    .with_detail(validation.message.clone()),
+                );
                 feedback.push(Feedback::Rejected {
                     sql,
                     code: validation.code,
@@ -797,14 +818,14 @@ impl Run<'_> {
                 Err(e)
                     if e.code == ErrorCode::ConnectionError || e.code == ErrorCode::ConfigError =>
                 {
-                    self.record(Some(&sql), e.code.as_str(), &e.message, None);
+                    self.record(Some(&sql), e.code.as_str(), e.full_message(), None);
                     return Err(e);
                 }
                 Err(e) => {
-                    self.record(Some(&sql), "EXECUTION_ERROR", &e.message, None);
+                    self.record(Some(&sql), "EXECUTION_ERROR", e.full_message(), None);
                     feedback.push(Feedback::ExecutionFailed {
                         sql,
-                        message: e.message.clone(),
+                        message: e.full_message(),
                     });
                     last_error = Some(e);
                     continue;
@@ -952,6 +973,36 @@ impl Run<'_> {
     }
 }
 
+/// Characters that look like the separator `/` of `server/database` names.
+const SLASH_LOOKALIKES: [char; 8] = [
+    '\u{2044}', '\u{2215}', '\u{2571}', '\u{29F8}', '\u{FF0F}', '\u{1735}', '\u{2CDC}',
+    '\u{3033}',
+];
+
+/// A database's own name as a part of the names tools take: `%` and `/` (the separator),
+/// white space, control and invisible or reordering characters, and look-alikes of `/`
+/// percent-encoded (UTF-8 bytes), so that the escaped name never contains the separator, two
+/// different names never escape to the same text, and what is shown is what must be typed.
+pub fn escape_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        let escape = matches!(c, '%' | '/' | '\\')
+            || c.is_whitespace()
+            || c.is_control()
+            || crate::untrusted::is_deceptive(c)
+            || SLASH_LOOKALIKES.contains(&c);
+        if escape {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A cell shortened for the verifier's prompt.
 fn clip_value(value: &serde_json::Value) -> serde_json::Value {
     match value {
@@ -984,6 +1035,24 @@ mod tests {
             vec!["top", "customers", "in", "nlq_small"]
         );
         assert_eq!(words("nlq_small里的客户"), vec!["nlq_small"]);
+    }
+
+    #[test]
+    fn hostile_database_names_are_escaped_and_distinct() {
+        assert_eq!(escape_name("shop"), "shop");
+        assert_eq!(escape_name("客户"), "客户");
+        assert_eq!(escape_name("O'Brien \"x\""), "O'Brien%20\"x\"");
+        assert_eq!(escape_name("B/rtb_main"), "B%2Frtb_main");
+        assert_eq!(escape_name("B\u{2215}rtb_main"), "B%E2%88%95rtb_main");
+        assert_eq!(escape_name("B%2Frtb_main"), "B%252Frtb_main");
+        assert_eq!(escape_name("a\u{202E}b"), "a%E2%80%AEb");
+        let long = "x/".repeat(31) + "y";
+        assert!(!escape_name(&long).contains('/'));
+        // injective on the names that differ only in what is escaped
+        let names = ["B/x", "B%2Fx", "B\u{2215}x", "B\u{FF0F}x", "B x", "B\tx"];
+        let escaped: std::collections::BTreeSet<String> =
+            names.iter().map(|n| escape_name(n)).collect();
+        assert_eq!(escaped.len(), names.len(), "{escaped:?}");
     }
 
     #[test]

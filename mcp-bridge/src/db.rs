@@ -395,10 +395,14 @@ impl Database {
                 true,
             );
         };
+        // What the server said is its text, and quotes data (`invalid input syntax for type
+        // integer: "<a value>"`): it goes in the error's untrusted detail.
         let detail_code = db
             .detail()
             .and_then(|d| d.split_whitespace().next())
             .map(|c| c.trim_end_matches([':', ',', '.']))
+            // pg_nlq's codes; any other DETAIL is the server's (or a function's) text
+            .filter(|c| c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'))
             .unwrap_or("");
         let message = describe_pg_error(err);
         // The bridge's own call of a missing function (no validation code in the DETAIL); a
@@ -444,12 +448,26 @@ impl Database {
         } else {
             (ErrorCode::ExecutionError, false)
         };
-        let message = if detail_code.is_empty() || message.contains(detail_code) {
+        let said = if detail_code.is_empty() || message.contains(detail_code) {
             message
         } else {
             format!("{message} [{detail_code}]")
         };
-        ToolError::new(code, message, retryable)
+        ToolError::new(
+            code,
+            format!(
+                "{}: the server refused the statement (SQLSTATE {}{})",
+                self.what(),
+                db.code().code(),
+                if detail_code.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {detail_code}")
+                }
+            ),
+            retryable,
+        )
+        .with_detail(said)
     }
 
     /// The session's role, whether it is a superuser (or may bypass row-level security), and
@@ -481,8 +499,24 @@ impl Database {
             Ok(State::ExtensionMissing(r)) => ("extension_missing", Some(r.clone()), None),
             Err(_) => ("unavailable", Some("internal state poisoned".into()), None),
         };
+        let escaped = crate::bridge::escape_name(&self.dbname);
+        let note = if escaped != self.dbname {
+            Some(format!(
+                "its own name {:?} holds the separator '/', white space, or look-alike or \
+                 invisible characters: escaped as {escaped}",
+                self.dbname
+            ))
+        } else if self.name != escaped {
+            Some(format!(
+                "another server has a database of the same name: qualified as {}",
+                self.name
+            ))
+        } else {
+            None
+        };
         DatabaseInfo {
             name: self.name.clone(),
+            note,
             server: self.server.clone(),
             description: self.description.clone(),
             status: status.into(),

@@ -13,5 +13,7 @@ pub mod error;
 pub mod llm;
 pub mod mcp;
 pub mod prompts;
+pub mod redact;
 pub mod settings;
 pub mod tls;
+pub mod untrusted;
