@@ -206,6 +206,7 @@ pub enum ErrorCode {
     RateLimited,
     ConfigError,
     InternalError,
+    Cancelled,
 }
 
 impl ErrorCode {
@@ -227,6 +228,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::ConfigError => "CONFIG_ERROR",
             ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::Cancelled => "CANCELLED",
         }
     }
 }
@@ -292,10 +294,7 @@ impl ToolError {
     /// `error[CODE]: message` on one line.
     pub fn one_line(&self) -> String {
         let message = crate::redact::redact(&self.message);
-        let message = message
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
         format!("error[{}]: {message}", self.code.as_str())
     }
 }
@@ -327,15 +326,15 @@ impl From<LlmError> for ToolError {
             // the bridge's own words
             LlmError::NotConfigured(m) => (ErrorCode::NoModel, m.clone()),
             LlmError::Timeout(_) => (ErrorCode::LlmError, err.to_string()),
+            LlmError::Cancelled => (ErrorCode::Cancelled, err.to_string()),
             // what the endpoint (or the model) said comes in the detail
             LlmError::RateLimited { .. } => (
                 ErrorCode::RateLimited,
                 "the model endpoint is rate limiting requests".to_string(),
             ),
-            LlmError::Transport { .. } => (
-                ErrorCode::LlmError,
-                "the model endpoint failed".to_string(),
-            ),
+            LlmError::Transport { .. } => {
+                (ErrorCode::LlmError, "the model endpoint failed".to_string())
+            }
             LlmError::Malformed(_) => (
                 ErrorCode::LlmError,
                 "the model's reply is malformed".to_string(),
@@ -344,7 +343,7 @@ impl From<LlmError> for ToolError {
         };
         let tool = ToolError::new(code, message, err.retryable());
         match &err {
-            LlmError::NotConfigured(_) | LlmError::Timeout(_) => tool,
+            LlmError::NotConfigured(_) | LlmError::Timeout(_) | LlmError::Cancelled => tool,
             _ => tool.with_detail(err.to_string()),
         }
     }

@@ -15,9 +15,10 @@ use crate::answer::{
 use crate::db::{self, Cached, Database};
 use crate::error::BridgeError;
 use crate::llm::openai::OpenAiModel;
-use crate::llm::{ChatModel, LlmError, TokenUsage};
+use crate::llm::{ChatModel, LlmError, ModelReply, StructuredRequest, TokenUsage};
 use crate::prompts::{self, DatabaseChoice, Feedback, GenerateInput, Generated, VerifyInput};
 use crate::settings::{ServerSettings, Settings};
+use tokio_util::sync::CancellationToken;
 
 /// Longest text of one cell shown to the verifier.
 const VERIFY_CELL_CHARS: usize = 200;
@@ -457,6 +458,19 @@ impl Bridge {
         request: QueryRequest,
         model: Option<Arc<dyn ChatModel>>,
     ) -> Result<Answer, ToolError> {
+        self.query_cancellable(request, model, CancellationToken::new())
+            .await
+    }
+
+    /// [`Self::query`], stopped as soon as `cancel` is cancelled (the MCP client sent
+    /// `notifications/cancelled`): no model request is sent after it, a model request under
+    /// way is abandoned, and a statement running in PostgreSQL is cancelled there.
+    pub async fn query_cancellable(
+        &self,
+        request: QueryRequest,
+        model: Option<Arc<dyn ChatModel>>,
+        cancel: CancellationToken,
+    ) -> Result<Answer, ToolError> {
         let started = Instant::now();
         let question = request.question.trim().to_string();
         if question.is_empty() {
@@ -491,6 +505,7 @@ impl Bridge {
         let mut run = Run {
             bridge: self,
             model: model.as_ref(),
+            cancel,
             timings: Timings::default(),
             tokens: TokenUsage::default(),
             attempts: Vec::new(),
@@ -583,6 +598,7 @@ impl Bridge {
 struct Run<'a> {
     bridge: &'a Bridge,
     model: &'a dyn ChatModel,
+    cancel: CancellationToken,
     timings: Timings,
     tokens: TokenUsage,
     attempts: Vec<Attempt>,
@@ -598,6 +614,19 @@ fn words(text: &str) -> Vec<String> {
 }
 
 impl Run<'_> {
+    /// One model request, never sent once the question is cancelled, and abandoned when it is
+    /// cancelled meanwhile.
+    async fn complete(&self, request: StructuredRequest) -> Result<ModelReply, LlmError> {
+        if self.cancel.is_cancelled() {
+            return Err(LlmError::Cancelled);
+        }
+        tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => Err(LlmError::Cancelled),
+            reply = self.model.complete(request) => reply,
+        }
+    }
+
     fn record(
         &mut self,
         sql: Option<&str>,
@@ -652,7 +681,6 @@ impl Run<'_> {
             })
             .collect();
         let reply = self
-            .model
             .complete(prompts::route_request(question, &choices))
             .await?;
         self.tokens.add(reply.usage);
@@ -707,7 +735,6 @@ impl Run<'_> {
             // 3. generate
             let t = Instant::now();
             let reply = self
-                .model
                 .complete(prompts::generate_request(&GenerateInput {
                     question,
                     database: &database.name,
@@ -746,7 +773,7 @@ impl Run<'_> {
 
             // 4. validate
             let t = Instant::now();
-            let validation = database.validate(&sql).await;
+            let validation = database.validate_cancellable(&sql, &self.cancel).await;
             self.timings.add(Stage::Validate, t);
             let validation = match validation {
                 Ok(v) => v,
@@ -811,12 +838,14 @@ impl Run<'_> {
                 ));
             }
             let t = Instant::now();
-            let result = database.run(&sql, limit).await;
+            let result = database.run_cancellable(&sql, limit, &self.cancel).await;
             self.timings.add(Stage::Run, t);
             let result = match result {
                 Ok(r) => r,
                 Err(e)
-                    if e.code == ErrorCode::ConnectionError || e.code == ErrorCode::ConfigError =>
+                    if e.code == ErrorCode::ConnectionError
+                        || e.code == ErrorCode::ConfigError
+                        || e.code == ErrorCode::Cancelled =>
                 {
                     self.record(Some(&sql), e.code.as_str(), e.full_message(), None);
                     return Err(e);
@@ -958,7 +987,7 @@ impl Run<'_> {
         let mut last = None;
         // A malformed verdict is asked for once more before giving up on verification.
         for _ in 0..2 {
-            match self.model.complete(request.clone()).await {
+            match self.complete(request.clone()).await {
                 Ok(reply) => {
                     self.tokens.add(reply.usage);
                     match prompts::parse_verdict(&reply.content) {
@@ -975,8 +1004,7 @@ impl Run<'_> {
 
 /// Characters that look like the separator `/` of `server/database` names.
 const SLASH_LOOKALIKES: [char; 8] = [
-    '\u{2044}', '\u{2215}', '\u{2571}', '\u{29F8}', '\u{FF0F}', '\u{1735}', '\u{2CDC}',
-    '\u{3033}',
+    '\u{2044}', '\u{2215}', '\u{2571}', '\u{29F8}', '\u{FF0F}', '\u{1735}', '\u{2CDC}', '\u{3033}',
 ];
 
 /// A database's own name as a part of the names tools take: `%` and `/` (the separator),

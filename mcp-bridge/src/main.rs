@@ -181,7 +181,7 @@ where
             } else {
                 text(&value)
             };
-            match print(&out) {
+            match print(&mcp_bridge::redact::redact(&out)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("{}", err.one_line());
@@ -192,18 +192,25 @@ where
         Err(err) => {
             if json {
                 if let Ok(s) = serde_json::to_string_pretty(&err) {
-                    let _ = print(&(s + "\n"));
+                    let _ = print(&mcp_bridge::redact::redact(&(s + "\n")));
                 }
             }
             eprintln!("{}", err.one_line());
             if let Some(detail) = &err.detail {
-                eprint!("{}", fence(detail, ERROR_NOTICE));
+                eprint!(
+                    "{}",
+                    mcp_bridge::redact::redact(&fence(detail, ERROR_NOTICE))
+                );
             }
             // The outcomes are the bridge's codes; the messages and the SQL are the database's
             // and the model's text: fenced.
             let mut said = String::new();
             for attempt in &err.attempts {
-                eprintln!("  attempt {}: {}", attempt.number, one_line(&attempt.outcome));
+                eprintln!(
+                    "  attempt {}: {}",
+                    attempt.number,
+                    one_line(&attempt.outcome)
+                );
                 said.push_str(&format!(
                     "attempt {}: {}\n",
                     attempt.number,
@@ -214,7 +221,10 @@ where
                 }
             }
             if !said.is_empty() {
-                eprint!("{}", fence(&said, ERROR_NOTICE));
+                eprint!(
+                    "{}",
+                    mcp_bridge::redact::redact(&fence(&said, ERROR_NOTICE))
+                );
             }
             if err.retryable {
                 eprintln!("  (retrying may help)");
@@ -305,6 +315,8 @@ async fn snapshot(args: SnapshotArgs) -> Result<String, BridgeError> {
 
 /// Writes the result to stdout; a reader that went away (`| head`) is not an error.
 fn print(text: &str) -> Result<(), BridgeError> {
+    // everything the command line prints passes the one redaction path
+    let text = mcp_bridge::redact::redact(text);
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())

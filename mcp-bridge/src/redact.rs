@@ -55,6 +55,28 @@ pub fn redact_dsn(dsn: &str) -> String {
     redact(&crate::config::redact_conninfo(dsn))
 }
 
+/// [`redact`] of every string in a JSON document (keys included): a tool's structured result.
+pub fn redact_json(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => {
+            let shown = redact(s);
+            if shown != *s {
+                *s = shown;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_json),
+        Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (key, mut v) in entries {
+                redact_json(&mut v);
+                map.insert(redact(&key), v);
+            }
+        }
+        _ => {}
+    }
+}
+
 // ------------------------------------------------------------------ configured secrets
 
 /// One character of `text` at byte `at`, decoded from a JSON (`\uXXXX`, `\/`, `\\`...) or URL
@@ -63,6 +85,13 @@ fn decode_at(text: &str, at: usize) -> Option<(char, usize)> {
     let rest = &text[at..];
     let bytes = rest.as_bytes();
     match bytes.first()? {
+        // an escaped escape (`\\u0073`, JSON inside JSON)
+        b'\\'
+            if bytes.len() >= 7 && bytes[1] == b'\\' && (bytes[2] == b'u' || bytes[2] == b'U') =>
+        {
+            let code = u32::from_str_radix(rest.get(3..7)?, 16).ok()?;
+            Some((char::from_u32(code)?, 7))
+        }
         b'\\' if bytes.len() >= 6 && (bytes[1] == b'u' || bytes[1] == b'U') => {
             let code = u32::from_str_radix(rest.get(2..6)?, 16).ok()?;
             Some((char::from_u32(code)?, 6))
@@ -258,10 +287,7 @@ mod tests {
     #[test]
     fn urls_of_every_scheme_lose_their_password() {
         for (url, expected) in [
-            (
-                "postgres://u:s3cret@db/x",
-                "postgres://u:***@db/x",
-            ),
+            ("postgres://u:s3cret@db/x", "postgres://u:***@db/x"),
             ("postgress://u:s3cret@db/x", "postgress://u:***@db/x"),
             ("POSTGRES://u:s3cret@db/x", "POSTGRES://u:***@db/x"),
             (
@@ -310,14 +336,22 @@ mod tests {
         let key = "sk-redact-test-0123456789abcdef";
         register(key);
         register("ab"); // too short to be searched for
-        let json_escaped: String = key.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+        let json_escaped: String = key
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect();
         let url_encoded: String = key.bytes().map(|b| format!("%{b:02X}")).collect();
-        let mixed = format!("sk-\\u0072edact%2Dtest-0123456789abcdef");
+        let mixed = "sk-\\u0072edact%2Dtest-0123456789abcdef".to_string();
+        let double: String = key
+            .chars()
+            .map(|c| format!("\\\\u{:04x}", c as u32))
+            .collect();
         for text in [
             format!("key {key} echoed"),
             format!("key {json_escaped} echoed"),
             format!("key {url_encoded} echoed"),
             format!("key {mixed} echoed"),
+            format!("key {double} echoed"),
         ] {
             let shown = redact(&text);
             assert_eq!(shown, "key *** echoed", "{text}");

@@ -759,8 +759,12 @@ mod tests {
             }
         );
         // the per-client default never exceeds the total
-        let s = Settings::from_toml(&format!("[http]\nmax_sessions = 5\n{MINIMAL}"), "t", &env(&[]))
-            .unwrap();
+        let s = Settings::from_toml(
+            &format!("[http]\nmax_sessions = 5\n{MINIMAL}"),
+            "t",
+            &env(&[]),
+        )
+        .unwrap();
         assert_eq!(s.http.max_sessions_per_client, 5);
         for (bad, needle) in [
             ("max_sessions = 0", "http.max_sessions = 0 is out of range"),

@@ -224,7 +224,13 @@ impl OpenAiModel {
         if !status.is_success() {
             return Err(self.status_error(status, retry_after, &text));
         }
-        parse_completion(&text, &self.model).map_err(Failure::final_)
+        // the content is decoded from JSON: redacted again, decoded
+        parse_completion(&text, &self.model)
+            .map(|mut reply| {
+                reply.content = self.redact(&reply.content);
+                reply
+            })
+            .map_err(|e| Failure::final_(self.redact_error(e)))
     }
 
     /// The response body as text, at most [`MAX_BODY_BYTES`] of it.
@@ -270,8 +276,9 @@ impl OpenAiModel {
         retry_after: Option<Duration>,
         body: &str,
     ) -> Failure {
+        // redacted whole, after decoding, and only then cut
         let (message, code) = error_message(body);
-        let message = self.redact(&message);
+        let message = shorten(&self.redact(&message));
         let code_ = status.as_u16();
         match status {
             StatusCode::TOO_MANY_REQUESTS => {
@@ -315,6 +322,15 @@ impl OpenAiModel {
                 ),
                 retryable: false,
             }),
+        }
+    }
+
+    /// A reply's error, its quoted text redacted.
+    fn redact_error(&self, err: LlmError) -> LlmError {
+        match err {
+            LlmError::Malformed(m) => LlmError::Malformed(self.redact(&m)),
+            LlmError::Refused(m) => LlmError::Refused(shorten(&self.redact(&m))),
+            other => other,
         }
     }
 
@@ -426,10 +442,10 @@ fn error_message(body: &str) -> (String, Option<String>) {
             .or_else(|| value["message"].as_str());
         if let Some(message) = message {
             let code = error["code"].as_str().or_else(|| error["type"].as_str());
-            return (shorten(message), code.map(str::to_string));
+            return (message.to_string(), code.map(str::to_string));
         }
     }
-    (shorten(body), None)
+    (body.to_string(), None)
 }
 
 fn or_status(message: &str, status: StatusCode) -> String {
@@ -516,7 +532,8 @@ fn parse_completion(text: &str, requested_model: &str) -> Result<ModelReply, Llm
         .message
         .ok_or_else(|| LlmError::Malformed("the endpoint's reply has no message".into()))?;
     if let Some(refusal) = message.refusal.filter(|r| !r.trim().is_empty()) {
-        return Err(LlmError::Refused(shorten(&refusal)));
+        // cut by the caller, after redaction
+        return Err(LlmError::Refused(refusal));
     }
     let content = message
         .content

@@ -37,8 +37,8 @@ use crate::error::BridgeError;
 use crate::llm::ChatModel;
 
 pub use render::{
-    answer_text, error_text, neutralise_fence, run_text, table, UNTRUSTED_CLOSE,
-    UNTRUSTED_NOTICE, UNTRUSTED_OPEN,
+    answer_text, error_text, neutralise_fence, run_text, table, UNTRUSTED_CLOSE, UNTRUSTED_NOTICE,
+    UNTRUSTED_OPEN,
 };
 
 /// Fields of each structured result that did not come from the bridge itself (rows, names,
@@ -215,7 +215,12 @@ impl NlqServer {
             row_limit: args.row_limit,
             test_run: args.test_run,
         };
-        match self.bridge.query(request, model).await {
+        // `notifications/cancelled` for this request cancels `context.ct`
+        match self
+            .bridge
+            .query_cancellable(request, model, context.ct.clone())
+            .await
+        {
             Ok(answer) => success(&answer, answer_text(&answer), &ANSWER_UNTRUSTED),
             Err(err) => failure(&err),
         }
@@ -427,7 +432,7 @@ impl ServerHandler for NlqServer {
         match self.bridge.describe_schema(Some(database), None).await {
             // Names and comments are data from the database, fenced as in describe_schema.
             Ok(text) => Ok(ReadResourceResult::new(vec![ResourceContents::text(
-                render::fence(&text, render::SCHEMA_NOTICE),
+                crate::redact::redact(&render::fence(&text, render::SCHEMA_NOTICE)),
                 uri.clone(),
             )
             .with_mime_type("text/plain")])
@@ -460,6 +465,10 @@ fn database_of_uri(uri: &str) -> Option<&str> {
 fn success<T: Serialize>(value: &T, text: String, untrusted: &[&str]) -> CallToolResult {
     match serde_json::to_value(value) {
         Ok(mut structured) => {
+            // what the database returned may quote a configured secret: the one redaction
+            // path, on the text and on every string of the structured content
+            crate::redact::redact_json(&mut structured);
+            let text = crate::redact::redact(&text);
             if let Some(map) = structured.as_object_mut() {
                 map.insert("untrusted".into(), json!(untrusted));
             }
@@ -500,8 +509,10 @@ fn argument_error(result: CallToolResult) -> CallToolResult {
 
 /// A tool error: `is_error`, the error as structured content, `error[CODE]: message` as text.
 fn failure(err: &ToolError) -> CallToolResult {
-    let mut result = CallToolResult::error(vec![ContentBlock::text(error_text(err))]);
+    let text = crate::redact::redact(&error_text(err));
+    let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
     result.structured_content = serde_json::to_value(err).ok().map(|mut v| {
+        crate::redact::redact_json(&mut v);
         if let Some(map) = v.as_object_mut() {
             map.insert("untrusted".into(), json!(ERROR_UNTRUSTED));
         }
@@ -631,7 +642,9 @@ pub async fn bind_http(
              can query the configured databases"
         );
     }
-    let sessions = Arc::new(sessions::BoundedSessions::new(bridge.settings().http.clone()));
+    let sessions = Arc::new(sessions::BoundedSessions::new(
+        bridge.settings().http.clone(),
+    ));
     let service: StreamableHttpService<NlqServer, sessions::BoundedSessions> =
         StreamableHttpService::new(
             move || Ok(NlqServer::new(bridge.clone())),
@@ -687,11 +700,13 @@ async fn guard(
         text(header::ORIGIN).as_deref(),
         state.loopback_only,
     ) {
-        tracing::warn!("refused an HTTP request: {why} (possible DNS rebinding or cross-origin attack)");
+        tracing::warn!(
+            "refused an HTTP request: {why} (possible DNS rebinding or cross-origin attack)"
+        );
         return (StatusCode::FORBIDDEN, format!("Forbidden: {why}\n")).into_response();
     }
-    let opens_session = request.method() == axum::http::Method::POST
-        && !headers.contains_key("mcp-session-id");
+    let opens_session =
+        request.method() == axum::http::Method::POST && !headers.contains_key("mcp-session-id");
     if !opens_session {
         return next.run(request).await;
     }

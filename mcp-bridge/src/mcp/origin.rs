@@ -79,7 +79,9 @@ fn parse_host(text: &str) -> Option<Host> {
     let labels_ok = name.split('.').all(|label| {
         !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-')
     });
@@ -150,7 +152,11 @@ mod tests {
             "http://[::1]:3000",
             "http://localhost.:80",
         ] {
-            assert_eq!(refusal(Some("127.0.0.1:1"), Some(origin), true), None, "{origin}");
+            assert_eq!(
+                refusal(Some("127.0.0.1:1"), Some(origin), true),
+                None,
+                "{origin}"
+            );
         }
     }
 
