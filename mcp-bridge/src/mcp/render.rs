@@ -29,25 +29,6 @@ pub fn answer_text(answer: &Answer) -> String {
     let _ = writeln!(out, "Database: {}", answer.database);
     out.push_str("SQL:\n");
     out.push_str(&sql_block(&answer.sql));
-    // What the model wrote about its query is its text, not the bridge's: fenced.
-    let mut notes = String::new();
-    if !answer.explanation.trim().is_empty() {
-        let _ = writeln!(notes, "Explanation: {}", one_line(&answer.explanation));
-    }
-    if !answer.assumptions.is_empty() {
-        notes.push_str("Assumptions:\n");
-        for assumption in &answer.assumptions {
-            let _ = writeln!(notes, "  - {}", one_line(assumption));
-        }
-    }
-    if let Some(reasons) = answer.verifier_reasons.as_deref() {
-        if !reasons.trim().is_empty() {
-            let _ = writeln!(notes, "Verifier: {}", one_line(reasons));
-        }
-    }
-    if !notes.is_empty() {
-        out.push_str(&fence(&notes, MODEL_NOTICE));
-    }
     match (&answer.columns, &answer.rows) {
         (Some(columns), Some(rows)) => {
             out.push('\n');
@@ -65,24 +46,47 @@ pub fn answer_text(answer: &Answer) -> String {
         }
         (Some(columns), None) => {
             // `sql` mode after a test run: the shape of the result, no rows. The names are
-            // the query's and the database's: one line each, the fence tag neutralised.
+            // the query's and the database's: fenced, one cell each.
             let names: Vec<String> = columns.iter().map(|c| cell_text(&c.name)).collect();
             let _ = writeln!(
                 out,
-                "Test run: {} (columns: {})",
+                "Test run: {}",
                 count_line(
                     answer.row_count.unwrap_or(0),
                     answer.truncated,
                     answer.truncated_reason.as_deref(),
                     None
-                ),
-                names.join(", ")
+                )
             );
+            out.push_str(&fence(
+                &format!("columns: {}", names.join(", ")),
+                UNTRUSTED_NOTICE,
+            ));
         }
         (None, _) if answer.return_mode == ReturnMode::Sql => {
             out.push_str("Not test-run.\n");
         }
         (None, _) => {}
+    }
+    // What the model wrote about its query is its text, not the bridge's: fenced.
+    let mut notes = String::new();
+    if !answer.explanation.trim().is_empty() {
+        let _ = writeln!(notes, "Explanation: {}", one_line(&answer.explanation));
+    }
+    if !answer.assumptions.is_empty() {
+        notes.push_str("Assumptions:\n");
+        for assumption in &answer.assumptions {
+            let _ = writeln!(notes, "  - {}", one_line(assumption));
+        }
+    }
+    if let Some(reasons) = answer.verifier_reasons.as_deref() {
+        if !reasons.trim().is_empty() {
+            let _ = writeln!(notes, "Verifier: {}", one_line(reasons));
+        }
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        out.push_str(&fence(&notes, MODEL_NOTICE));
     }
     out.push('\n');
     match answer.confidence {
