@@ -104,7 +104,7 @@ fn decode_at(text: &str, at: usize) -> Option<(char, usize)> {
         },
         b'%' if bytes.len() >= 3 => {
             let byte = u8::from_str_radix(rest.get(1..3)?, 16).ok()?;
-            byte.is_ascii().then(|| (byte as char, 3))
+            byte.is_ascii().then_some((byte as char, 3))
         }
         _ => None,
     }

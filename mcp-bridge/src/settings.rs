@@ -859,6 +859,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.servers[0].exclude, vec!["postgres"]);
         assert_eq!(s.database.pool_size, 8);
+        // the example documents the defaults
+        assert_eq!(s.http, HttpSettings::default());
         let s = Settings::from_toml(
             include_str!("../../fixtures/bridge.toml"),
             "fixtures/bridge.toml",
