@@ -39,6 +39,8 @@ pub async fn check(settings: &Settings) -> Report {
     };
     let mut usable = 0usize;
     let mut warned_roles = std::collections::BTreeSet::new();
+    // escaped name → the servers that have it, to say which names get qualified
+    let mut servers_of: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for server in &settings.servers {
         out.text.push_str(&format!("server {}\n", server.name));
         let names = match db::discover(server, &settings.database).await {
@@ -57,6 +59,10 @@ pub async fn check(settings: &Settings) -> Report {
         }
         for name in names {
             let escaped = crate::bridge::escape_name(&name);
+            servers_of
+                .entry(escaped.clone())
+                .or_default()
+                .push(server.name.clone());
             if escaped != name {
                 out.warn(format!(
                     "database {name:?} holds the separator '/', white space, or look-alike or \
@@ -102,6 +108,21 @@ pub async fn check(settings: &Settings) -> Report {
                 }
             }
         }
+    }
+    let shared: Vec<_> = servers_of.iter().filter(|(_, s)| s.len() > 1).collect();
+    if !shared.is_empty() {
+        out.text.push_str("names\n");
+    }
+    for (name, servers) in shared {
+        out.warn(format!(
+            "database {name} is on servers {}: tools name them {}",
+            servers.join(", "),
+            servers
+                .iter()
+                .map(|s| format!("{s}/{name}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     if usable == 0 {
         out.bad("no usable database: the bridge has nothing to answer from".into());

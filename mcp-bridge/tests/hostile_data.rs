@@ -398,6 +398,13 @@ async fn a_database_name_cannot_take_another_servers_name() {
         "{}",
         report.text
     );
+    assert!(
+        report
+            .text
+            .contains("tools name them A/nlq_sec_rtb, B/nlq_sec_rtb"),
+        "{}",
+        report.text
+    );
 
     client.cancel().await.ok();
     drop(bridge);
