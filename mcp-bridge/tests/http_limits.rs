@@ -252,3 +252,25 @@ async fn hostile_origins_and_hosts_are_refused() {
     }
     assert_eq!(post(None, Some(format!("localhost:{port}"))).await, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_are_closed_and_free_their_place() {
+    let server = serve("[http]\nmax_sessions = 2\nsession_idle_secs = 1\n").await;
+    let http = client_from("127.0.0.1");
+    for _ in 0..2 {
+        let (status, _, body) = initialize(&http, &server.url).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, _, body) = initialize(&http, &server.url).await;
+    assert_eq!(status, 503, "{body}");
+    // both sessions idle out after 1 s; bounded wait for their places
+    let mut status = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        status = initialize(&http, &server.url).await.0;
+        if status == 200 {
+            break;
+        }
+    }
+    assert_eq!(status, 200, "an idle session's place was never freed");
+}
