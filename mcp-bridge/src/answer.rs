@@ -206,6 +206,7 @@ pub enum ErrorCode {
     RateLimited,
     ConfigError,
     InternalError,
+    Cancelled,
 }
 
 impl ErrorCode {
@@ -227,6 +228,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::ConfigError => "CONFIG_ERROR",
             ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::Cancelled => "CANCELLED",
         }
     }
 }
@@ -236,7 +238,13 @@ impl ErrorCode {
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolError {
     pub code: ErrorCode,
+    /// The bridge's own words.
     pub message: String,
+    /// What the database server or the model endpoint said (an error message and its hint, a
+    /// routing reason...): not the bridge's text, it may quote data, so it is untrusted and
+    /// shown only inside the fence ([`crate::untrusted`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     pub retryable: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
@@ -250,10 +258,28 @@ impl ToolError {
     pub fn new(code: ErrorCode, message: impl Into<String>, retryable: bool) -> Self {
         ToolError {
             code,
-            message: message.into(),
+            // Every error message passes the one redaction path before anyone sees it.
+            message: crate::redact::redact(&message.into()),
+            detail: None,
             retryable,
             attempts: Vec::new(),
             candidates: Vec::new(),
+        }
+    }
+
+    /// The error with `detail`: what the server or the model said (redacted).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        let detail = crate::redact::redact(&detail.into());
+        self.detail = (!detail.trim().is_empty()).then_some(detail);
+        self
+    }
+
+    /// The message followed by the detail: what the model is told about a failed attempt
+    /// (inside the prompt's own fence) and what an attempt records.
+    pub fn full_message(&self) -> String {
+        match &self.detail {
+            Some(detail) => format!("{}: {detail}", self.message),
+            None => self.message.clone(),
         }
     }
 
@@ -267,11 +293,8 @@ impl ToolError {
 
     /// `error[CODE]: message` on one line.
     pub fn one_line(&self) -> String {
-        let message = self
-            .message
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let message = crate::redact::redact(&self.message);
+        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
         format!("error[{}]: {message}", self.code.as_str())
     }
 }
@@ -299,11 +322,29 @@ impl From<BridgeError> for ToolError {
 
 impl From<LlmError> for ToolError {
     fn from(err: LlmError) -> Self {
-        let code = match &err {
-            LlmError::NotConfigured(_) => ErrorCode::NoModel,
-            LlmError::RateLimited { .. } => ErrorCode::RateLimited,
-            _ => ErrorCode::LlmError,
+        let (code, message) = match &err {
+            // the bridge's own words
+            LlmError::NotConfigured(m) => (ErrorCode::NoModel, m.clone()),
+            LlmError::Timeout(_) => (ErrorCode::LlmError, err.to_string()),
+            LlmError::Cancelled => (ErrorCode::Cancelled, err.to_string()),
+            // what the endpoint (or the model) said comes in the detail
+            LlmError::RateLimited { .. } => (
+                ErrorCode::RateLimited,
+                "the model endpoint is rate limiting requests".to_string(),
+            ),
+            LlmError::Transport { .. } => {
+                (ErrorCode::LlmError, "the model endpoint failed".to_string())
+            }
+            LlmError::Malformed(_) => (
+                ErrorCode::LlmError,
+                "the model's reply is malformed".to_string(),
+            ),
+            LlmError::Refused(_) => (ErrorCode::LlmError, "the model refused".to_string()),
         };
-        ToolError::new(code, err.to_string(), err.retryable())
+        let tool = ToolError::new(code, message, err.retryable());
+        match &err {
+            LlmError::NotConfigured(_) | LlmError::Timeout(_) | LlmError::Cancelled => tool,
+            _ => tool.with_detail(err.to_string()),
+        }
     }
 }

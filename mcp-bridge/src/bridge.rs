@@ -15,9 +15,10 @@ use crate::answer::{
 use crate::db::{self, Cached, Database};
 use crate::error::BridgeError;
 use crate::llm::openai::OpenAiModel;
-use crate::llm::{ChatModel, LlmError, TokenUsage};
+use crate::llm::{ChatModel, LlmError, ModelReply, StructuredRequest, TokenUsage};
 use crate::prompts::{self, DatabaseChoice, Feedback, GenerateInput, Generated, VerifyInput};
 use crate::settings::{ServerSettings, Settings};
+use tokio_util::sync::CancellationToken;
 
 /// Longest text of one cell shown to the verifier.
 const VERIFY_CELL_CHARS: usize = 200;
@@ -28,6 +29,9 @@ pub struct DatabaseInfo {
     /// The name tools take (the database name; `server/database` when two servers have one of
     /// the same name).
     pub name: String,
+    /// Why the name is not the database's own name (escaped, or qualified by its server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     pub server: String,
     pub description: Option<String>,
     /// `ready`, `loading`, `unavailable` (retried in the background), `extension_missing`, or
@@ -151,7 +155,9 @@ impl Bridge {
     }
 
     /// Registers discovered databases, naming them `server/database` where two servers have a
-    /// database of the same name.
+    /// database of the same name. A database's own name is escaped first ([`escape_name`]), so
+    /// that it never contains the separator: a database literally named `B/shop` on server A
+    /// is `B%2Fshop` (or `A/B%2Fshop`), and can never take the name of B's `shop`.
     fn add_databases(&self, found: Vec<(ServerSettings, Vec<String>)>) -> Result<(), BridgeError> {
         let mut guard = self
             .databases
@@ -159,11 +165,11 @@ impl Bridge {
             .map_err(|_| BridgeError::Internal("database list poisoned".into()))?;
         let mut counts: HashMap<String, usize> = HashMap::new();
         for d in guard.iter() {
-            *counts.entry(d.dbname.clone()).or_default() += 1;
+            *counts.entry(escape_name(&d.dbname)).or_default() += 1;
         }
         for (_, names) in &found {
             for n in names {
-                *counts.entry(n.clone()).or_default() += 1;
+                *counts.entry(escape_name(n)).or_default() += 1;
             }
         }
         for (server, names) in found {
@@ -174,11 +180,20 @@ impl Bridge {
                 {
                     continue;
                 }
-                let name = if counts.get(&dbname).copied().unwrap_or(0) > 1 {
-                    format!("{}/{dbname}", server.name)
+                let escaped = escape_name(&dbname);
+                let name = if counts.get(&escaped).copied().unwrap_or(0) > 1 {
+                    format!("{}/{escaped}", server.name)
                 } else {
-                    dbname.clone()
+                    escaped.clone()
                 };
+                if escaped != dbname {
+                    tracing::warn!(
+                        server = %server.name,
+                        "database {:?} has a name with the separator '/', white space, or \
+                         look-alike or invisible characters: it is named {name}",
+                        dbname
+                    );
+                }
                 guard.push(Arc::new(Database::new(
                     name,
                     &dbname,
@@ -263,6 +278,7 @@ impl Bridge {
         for p in self.pending.lock().await.iter() {
             list.push(DatabaseInfo {
                 name: format!("{}/*", p.server.name),
+                note: None,
                 server: p.server.name.clone(),
                 description: None,
                 status: "server_unavailable".into(),
@@ -304,7 +320,13 @@ impl Bridge {
                 if let Some(d) = all.iter().find(|d| d.name == name) {
                     return Ok(d.clone());
                 }
-                let by_dbname: Vec<_> = all.iter().filter(|d| d.dbname == name).collect();
+                // A database's own name works too when only one has it, unless it needed
+                // escaping: the qualified name `B/shop` must never reach a database on another
+                // server literally named `B/shop`.
+                let by_dbname: Vec<_> = all
+                    .iter()
+                    .filter(|d| d.dbname == name && escape_name(&d.dbname) == d.dbname)
+                    .collect();
                 match by_dbname.as_slice() {
                     [one] => Ok((*one).clone()),
                     _ => Err(self.unknown_database(name)),
@@ -436,6 +458,19 @@ impl Bridge {
         request: QueryRequest,
         model: Option<Arc<dyn ChatModel>>,
     ) -> Result<Answer, ToolError> {
+        self.query_cancellable(request, model, CancellationToken::new())
+            .await
+    }
+
+    /// [`Self::query`], stopped as soon as `cancel` is cancelled (the MCP client sent
+    /// `notifications/cancelled`): no model request is sent after it, a model request under
+    /// way is abandoned, and a statement running in PostgreSQL is cancelled there.
+    pub async fn query_cancellable(
+        &self,
+        request: QueryRequest,
+        model: Option<Arc<dyn ChatModel>>,
+        cancel: CancellationToken,
+    ) -> Result<Answer, ToolError> {
         let started = Instant::now();
         let question = request.question.trim().to_string();
         if question.is_empty() {
@@ -470,6 +505,7 @@ impl Bridge {
         let mut run = Run {
             bridge: self,
             model: model.as_ref(),
+            cancel,
             timings: Timings::default(),
             tokens: TokenUsage::default(),
             attempts: Vec::new(),
@@ -562,6 +598,7 @@ impl Bridge {
 struct Run<'a> {
     bridge: &'a Bridge,
     model: &'a dyn ChatModel,
+    cancel: CancellationToken,
     timings: Timings,
     tokens: TokenUsage,
     attempts: Vec<Attempt>,
@@ -577,6 +614,19 @@ fn words(text: &str) -> Vec<String> {
 }
 
 impl Run<'_> {
+    /// One model request, never sent once the question is cancelled, and abandoned when it is
+    /// cancelled meanwhile.
+    async fn complete(&self, request: StructuredRequest) -> Result<ModelReply, LlmError> {
+        if self.cancel.is_cancelled() {
+            return Err(LlmError::Cancelled);
+        }
+        tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => Err(LlmError::Cancelled),
+            reply = self.model.complete(request) => reply,
+        }
+    }
+
     fn record(
         &mut self,
         sql: Option<&str>,
@@ -589,7 +639,7 @@ impl Run<'_> {
             number,
             sql: sql.map(str::to_string),
             outcome: outcome.to_string(),
-            message: message.into(),
+            message: crate::redact::redact(&message.into()),
             score,
         });
     }
@@ -631,7 +681,6 @@ impl Run<'_> {
             })
             .collect();
         let reply = self
-            .model
             .complete(prompts::route_request(question, &choices))
             .await?;
         self.tokens.add(reply.usage);
@@ -651,20 +700,19 @@ impl Run<'_> {
         if candidates.is_empty() {
             candidates = names;
         }
+        // The names are the bridge's (escaped, see `names`); the reason is the model's text.
         let mut err = ToolError::new(
             ErrorCode::AmbiguousQuery,
             format!(
                 "the question could be about several databases ({}); ask again with `database` \
-                 set to one of them{}",
+                 set to one of them",
                 candidates.join(", "),
-                if route.reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", route.reason)
-                }
             ),
             false,
         );
+        if !route.reason.trim().is_empty() {
+            err = err.with_detail(format!("the model's reason: {}", route.reason));
+        }
         err.candidates = candidates;
         Err(err)
     }
@@ -687,7 +735,6 @@ impl Run<'_> {
             // 3. generate
             let t = Instant::now();
             let reply = self
-                .model
                 .complete(prompts::generate_request(&GenerateInput {
                     question,
                     database: &database.name,
@@ -726,12 +773,12 @@ impl Run<'_> {
 
             // 4. validate
             let t = Instant::now();
-            let validation = database.validate(&sql).await;
+            let validation = database.validate_cancellable(&sql, &self.cancel).await;
             self.timings.add(Stage::Validate, t);
             let validation = match validation {
                 Ok(v) => v,
                 Err(e) => {
-                    self.record(Some(&sql), e.code.as_str(), &e.message, None);
+                    self.record(Some(&sql), e.code.as_str(), e.full_message(), None);
                     return Err(e);
                 }
             };
@@ -740,12 +787,10 @@ impl Run<'_> {
                 if validation.code == "POLICY_ERROR" {
                     return Err(ToolError::new(
                         ErrorCode::ConfigError,
-                        format!(
-                            "the database's pg_nlq policy settings are invalid: {} (a DBA must fix them)",
-                            validation.message
-                        ),
+                        "the database's pg_nlq policy settings are invalid (a DBA must fix them)",
                         false,
-                    ));
+                    )
+                    .with_detail(validation.message));
                 }
                 let code = match validation.code.as_str() {
                     "SYNTAX_ERROR" => ErrorCode::SyntaxError,
@@ -755,14 +800,17 @@ impl Run<'_> {
                 };
                 // A timeout may pass when the server is less busy, as in `Database::run`.
                 let retryable = code == ErrorCode::ExecutionTimeout;
-                last_error = Some(ToolError::new(
-                    code,
-                    format!(
-                        "the model's query was refused by nlq_validate ({}): {}",
-                        validation.code, validation.message
-                    ),
-                    retryable,
-                ));
+                last_error = Some(
+                    ToolError::new(
+                        code,
+                        format!(
+                            "the model's query was refused by nlq_validate ({})",
+                            crate::untrusted::one_line(&validation.code)
+                        ),
+                        retryable,
+                    )
+                    .with_detail(validation.message.clone()),
+                );
                 feedback.push(Feedback::Rejected {
                     sql,
                     code: validation.code,
@@ -790,21 +838,23 @@ impl Run<'_> {
                 ));
             }
             let t = Instant::now();
-            let result = database.run(&sql, limit).await;
+            let result = database.run_cancellable(&sql, limit, &self.cancel).await;
             self.timings.add(Stage::Run, t);
             let result = match result {
                 Ok(r) => r,
                 Err(e)
-                    if e.code == ErrorCode::ConnectionError || e.code == ErrorCode::ConfigError =>
+                    if e.code == ErrorCode::ConnectionError
+                        || e.code == ErrorCode::ConfigError
+                        || e.code == ErrorCode::Cancelled =>
                 {
-                    self.record(Some(&sql), e.code.as_str(), &e.message, None);
+                    self.record(Some(&sql), e.code.as_str(), e.full_message(), None);
                     return Err(e);
                 }
                 Err(e) => {
-                    self.record(Some(&sql), "EXECUTION_ERROR", &e.message, None);
+                    self.record(Some(&sql), "EXECUTION_ERROR", e.full_message(), None);
                     feedback.push(Feedback::ExecutionFailed {
                         sql,
-                        message: e.message.clone(),
+                        message: e.full_message(),
                     });
                     last_error = Some(e);
                     continue;
@@ -937,7 +987,7 @@ impl Run<'_> {
         let mut last = None;
         // A malformed verdict is asked for once more before giving up on verification.
         for _ in 0..2 {
-            match self.model.complete(request.clone()).await {
+            match self.complete(request.clone()).await {
                 Ok(reply) => {
                     self.tokens.add(reply.usage);
                     match prompts::parse_verdict(&reply.content) {
@@ -950,6 +1000,35 @@ impl Run<'_> {
         }
         Err(last.unwrap_or_else(|| LlmError::Malformed("no verdict".into())))
     }
+}
+
+/// Characters that look like the separator `/` of `server/database` names.
+const SLASH_LOOKALIKES: [char; 8] = [
+    '\u{2044}', '\u{2215}', '\u{2571}', '\u{29F8}', '\u{FF0F}', '\u{1735}', '\u{2CDC}', '\u{3033}',
+];
+
+/// A database's own name as a part of the names tools take: `%` and `/` (the separator),
+/// white space, control and invisible or reordering characters, and look-alikes of `/`
+/// percent-encoded (UTF-8 bytes), so that the escaped name never contains the separator, two
+/// different names never escape to the same text, and what is shown is what must be typed.
+pub fn escape_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        let escape = matches!(c, '%' | '/' | '\\')
+            || c.is_whitespace()
+            || c.is_control()
+            || crate::untrusted::is_deceptive(c)
+            || SLASH_LOOKALIKES.contains(&c);
+        if escape {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A cell shortened for the verifier's prompt.
@@ -984,6 +1063,24 @@ mod tests {
             vec!["top", "customers", "in", "nlq_small"]
         );
         assert_eq!(words("nlq_small里的客户"), vec!["nlq_small"]);
+    }
+
+    #[test]
+    fn hostile_database_names_are_escaped_and_distinct() {
+        assert_eq!(escape_name("shop"), "shop");
+        assert_eq!(escape_name("客户"), "客户");
+        assert_eq!(escape_name("O'Brien \"x\""), "O'Brien%20\"x\"");
+        assert_eq!(escape_name("B/rtb_main"), "B%2Frtb_main");
+        assert_eq!(escape_name("B\u{2215}rtb_main"), "B%E2%88%95rtb_main");
+        assert_eq!(escape_name("B%2Frtb_main"), "B%252Frtb_main");
+        assert_eq!(escape_name("a\u{202E}b"), "a%E2%80%AEb");
+        let long = "x/".repeat(31) + "y";
+        assert!(!escape_name(&long).contains('/'));
+        // injective on the names that differ only in what is escaped
+        let names = ["B/x", "B%2Fx", "B\u{2215}x", "B\u{FF0F}x", "B x", "B\tx"];
+        let escaped: std::collections::BTreeSet<String> =
+            names.iter().map(|n| escape_name(n)).collect();
+        assert_eq!(escaped.len(), names.len(), "{escaped:?}");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub async fn check(settings: &Settings) -> Report {
     };
     let mut usable = 0usize;
     let mut warned_roles = std::collections::BTreeSet::new();
+    // escaped name → the servers that have it, to say which names get qualified
+    let mut servers_of: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for server in &settings.servers {
         out.text.push_str(&format!("server {}\n", server.name));
         let names = match db::discover(server, &settings.database).await {
@@ -56,6 +58,17 @@ pub async fn check(settings: &Settings) -> Report {
             ));
         }
         for name in names {
+            let escaped = crate::bridge::escape_name(&name);
+            servers_of
+                .entry(escaped.clone())
+                .or_default()
+                .push(server.name.clone());
+            if escaped != name {
+                out.warn(format!(
+                    "database {name:?} holds the separator '/', white space, or look-alike or \
+                     invisible characters: the bridge names it {escaped}"
+                ));
+            }
             let database = match Database::new(name.clone(), &name, server, &settings.database) {
                 Ok(d) => d,
                 Err(err) => {
@@ -96,6 +109,21 @@ pub async fn check(settings: &Settings) -> Report {
             }
         }
     }
+    let shared: Vec<_> = servers_of.iter().filter(|(_, s)| s.len() > 1).collect();
+    if !shared.is_empty() {
+        out.text.push_str("names\n");
+    }
+    for (name, servers) in shared {
+        out.warn(format!(
+            "database {name} is on servers {}: tools name them {}",
+            servers.join(", "),
+            servers
+                .iter()
+                .map(|s| format!("{s}/{name}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     if usable == 0 {
         out.bad("no usable database: the bridge has nothing to answer from".into());
     }
@@ -103,7 +131,8 @@ pub async fn check(settings: &Settings) -> Report {
     check_model(settings, &mut out).await;
     Report {
         ok: out.errors == 0,
-        text: format!(
+        // what the servers and the endpoint said may quote a secret: the one redaction path
+        text: crate::redact::redact(&format!(
             "{}{}\n",
             out.text,
             if out.errors == 0 {
@@ -111,7 +140,7 @@ pub async fn check(settings: &Settings) -> Report {
             } else {
                 format!("check-config: {} problem(s) to fix", out.errors)
             }
-        ),
+        )),
     }
 }
 
@@ -130,7 +159,10 @@ async fn check_model(settings: &Settings, out: &mut Lines) {
         );
         return;
     };
+    crate::redact::register(key);
     let client = match reqwest::Client::builder()
+        // never carry the key to where a redirect points (see `llm::openai`)
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(15))
         .build()
     {
@@ -147,11 +179,14 @@ async fn check_model(settings: &Settings, out: &mut Lines) {
         Err(e) => out.bad(format!(
             "{} is not reachable: {}",
             base_url,
-            without_url_secrets(&e.to_string())
+            crate::redact::redact(&e.to_string())
         )),
+        Ok(resp) if resp.status().is_redirection() => out.bad(
+            crate::llm::openai::redirect_message(resp.status(), resp.url(), resp.headers()),
+        ),
         Ok(resp) => {
             let status = resp.status();
-            let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+            let body = bounded_json(resp).await;
             let message = body
                 .pointer("/error/message")
                 .and_then(|v| v.as_str())
@@ -189,12 +224,16 @@ async fn check_model(settings: &Settings, out: &mut Lines) {
     }
 }
 
-/// reqwest errors quote the URL; the base URL carries no key, but strip any `user:pass@`.
-fn without_url_secrets(text: &str) -> String {
-    match (text.find("://"), text.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://{}", &text[..scheme], &text[at + 1..])
+/// The reply's body as JSON (`Null` when it is not), reading at most 1 MiB: a hostile or broken
+/// endpoint cannot make check-config read without end.
+async fn bounded_json(mut resp: reqwest::Response) -> serde_json::Value {
+    const MAX: usize = 1024 * 1024;
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        if body.len() + chunk.len() > MAX {
+            return serde_json::Value::Null;
         }
-        _ => text.to_string(),
+        body.extend_from_slice(&chunk);
     }
+    serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)
 }

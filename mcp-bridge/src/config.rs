@@ -109,6 +109,9 @@ impl DatabaseConfig {
                  here, it does not replace the first)"
             )));
         }
+        if let Some(password) = pg.get_password() {
+            crate::redact::register(&String::from_utf8_lossy(password));
+        }
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
         }
@@ -159,68 +162,19 @@ impl DatabaseConfig {
     }
 }
 
-const REDACTED: &str = "***";
+const REDACTED: &str = crate::redact::REDACTED;
 
 /// The connection string with every password replaced by `***`: the `password` keyword of a
-/// key/value string, or the password of a URL's user information and its `password` parameter.
-/// Malformed text after the last recognised keyword is not echoed.
+/// key/value string, or the password of a URL's user information (any scheme, so that a
+/// mistyped `postgress://` or a `jdbc:postgresql://` is redacted too) and its `password`
+/// parameter. Malformed text after the last recognised keyword is not echoed. See
+/// [`crate::redact`].
 pub fn redact_dsn(dsn: &str) -> String {
-    let trimmed = dsn.trim_start();
-    match ["postgresql://", "postgres://"]
-        .iter()
-        .find(|scheme| trimmed.starts_with(*scheme))
-    {
-        Some(scheme) => redact_url(scheme, &trimmed[scheme.len()..]),
-        None => redact_conninfo(dsn),
-    }
-}
-
-/// `scheme://[user[:password]@][hosts][/dbname][?key=value&...]`. A password is allowed to hold
-/// unescaped `@`, `/` or `?`, so everything between the first `:` of the user information and
-/// the last `@` of the whole URL is redacted: that may hide more than the password, never less.
-fn redact_url(scheme: &str, rest: &str) -> String {
-    let mut out = String::from(scheme);
-    let tail = match rest.rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            match userinfo.find(':') {
-                Some(colon) => {
-                    out.push_str(&userinfo[..colon]);
-                    out.push(':');
-                    out.push_str(REDACTED);
-                }
-                None => out.push_str(userinfo),
-            }
-            out.push('@');
-            &rest[at + 1..]
-        }
-        None => rest,
-    };
-    match tail.split_once('?') {
-        Some((path, query)) => {
-            out.push_str(path);
-            out.push('?');
-            let params: Vec<&str> = query
-                .split('&')
-                .map(|param| match param.split_once('=') {
-                    // keys are percent-decoded when parsed: `pass%77ord` is `password`
-                    Some((key, _))
-                        if crate::tls::percent_decode(key).as_deref() == Some("password") =>
-                    {
-                        "password=***"
-                    }
-                    _ => param,
-                })
-                .collect();
-            out.push_str(&params.join("&"));
-        }
-        None => out.push_str(tail),
-    }
-    out
+    crate::redact::redact_dsn(dsn)
 }
 
 /// `key = value ...`, values optionally single-quoted with backslash escapes (libpq's rules).
-fn redact_conninfo(dsn: &str) -> String {
+pub(crate) fn redact_conninfo(dsn: &str) -> String {
     let mut out = String::new();
     let mut rest = dsn;
     loop {
@@ -268,7 +222,7 @@ fn push_word(out: &mut String, word: &str) {
 }
 
 /// Length in bytes of the value at the start of `text`, or `None` for an unterminated quote.
-fn conninfo_value_len(text: &str) -> Option<usize> {
+pub(crate) fn conninfo_value_len(text: &str) -> Option<usize> {
     let mut chars = text.char_indices();
     if text.starts_with('\'') {
         chars.next();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
+use tokio_util::sync::CancellationToken;
 
 use crate::answer::{ErrorCode, RunResult, ToolError, Validation};
 use crate::bridge::DatabaseInfo;
@@ -64,6 +65,8 @@ pub struct Database {
     pub server: String,
     pub description: Option<String>,
     pool: Pool,
+    /// For cancel requests (a new connection to the server, as libpq's PQcancel).
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     include_stats: bool,
     /// Longest wait for one statement's answer.
     query_timeout: Duration,
@@ -105,7 +108,7 @@ impl Database {
         let tls = crate::tls::connector(&server.connection)?;
         let manager = Manager::from_config(
             pg,
-            tls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -123,6 +126,7 @@ impl Database {
             server: server.name.clone(),
             description: server.descriptions.get(dbname).cloned(),
             pool,
+            tls,
             include_stats: settings.include_stats,
             query_timeout: settings.query_timeout,
             state: RwLock::new(State::Loading),
@@ -354,10 +358,38 @@ impl Database {
         call: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<String, ToolError> {
+        self.call_extension_cancellable(call, params, &CancellationToken::new())
+            .await
+    }
+
+    /// [`Self::call_extension`], until `cancel` is cancelled: then the statement is cancelled
+    /// in the server (a cancel request, as `pg_cancel_backend` does), its connection is
+    /// discarded, and the error is `CANCELLED`.
+    async fn call_extension_cancellable(
+        &self,
+        call: &str,
+        params: &[&(dyn ToSql + Sync)],
+        cancel: &CancellationToken,
+    ) -> Result<String, ToolError> {
+        if cancel.is_cancelled() {
+            return Err(cancelled());
+        }
         let (client, schema) = self.client_and_schema().await?;
         let statement = format!("SELECT {schema}.{call}");
-        let row =
-            tokio::time::timeout(self.query_timeout, client.query_one(&statement, params)).await;
+        let cancel_token = client.cancel_token();
+        let outcome = tokio::select! {
+            biased;
+            () = cancel.cancelled() => None,
+            row = tokio::time::timeout(self.query_timeout, client.query_one(&statement, params)) => Some(row),
+        };
+        let Some(row) = outcome else {
+            if let Err(e) = cancel_token.cancel_query(self.tls.clone()).await {
+                tracing::warn!(database = %self.name, "could not cancel the statement: {e}");
+            }
+            drop(deadpool_postgres::Object::take(client));
+            tracing::info!(database = %self.name, "statement cancelled by the client");
+            return Err(cancelled());
+        };
         let function = call.split('(').next().unwrap_or(call);
         let row = self
             .bounded(client, row, &format!("{function}()"))?
@@ -371,8 +403,18 @@ impl Database {
 
     /// `nlq_validate(sql)`.
     pub async fn validate(&self, sql: &str) -> Result<Validation, ToolError> {
+        self.validate_cancellable(sql, &CancellationToken::new())
+            .await
+    }
+
+    /// [`Self::validate`] until `cancel` is cancelled.
+    pub async fn validate_cancellable(
+        &self,
+        sql: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Validation, ToolError> {
         let text = self
-            .call_extension("nlq_validate($1::text)::text", &[&sql])
+            .call_extension_cancellable("nlq_validate($1::text)::text", &[&sql], cancel)
             .await?;
         parse_document("nlq_validate", &text)
     }
@@ -380,9 +422,25 @@ impl Database {
     /// `nlq_run(sql, row_limit)`; a refusal or failure is classified by its SQLSTATE and the
     /// validation code at the head of its DETAIL.
     pub async fn run(&self, sql: &str, row_limit: u32) -> Result<RunResult, ToolError> {
+        self.run_cancellable(sql, row_limit, &CancellationToken::new())
+            .await
+    }
+
+    /// [`Self::run`] until `cancel` is cancelled (the statement is then cancelled in the
+    /// server).
+    pub async fn run_cancellable(
+        &self,
+        sql: &str,
+        row_limit: u32,
+        cancel: &CancellationToken,
+    ) -> Result<RunResult, ToolError> {
         let limit = i32::try_from(row_limit).unwrap_or(i32::MAX);
         let text = self
-            .call_extension("nlq_run($1::text, $2::integer)::text", &[&sql, &limit])
+            .call_extension_cancellable(
+                "nlq_run($1::text, $2::integer)::text",
+                &[&sql, &limit],
+                cancel,
+            )
             .await?;
         parse_document("nlq_run", &text)
     }
@@ -395,10 +453,14 @@ impl Database {
                 true,
             );
         };
+        // What the server said is its text, and quotes data (`invalid input syntax for type
+        // integer: "<a value>"`): it goes in the error's untrusted detail.
         let detail_code = db
             .detail()
             .and_then(|d| d.split_whitespace().next())
             .map(|c| c.trim_end_matches([':', ',', '.']))
+            // pg_nlq's codes; any other DETAIL is the server's (or a function's) text
+            .filter(|c| c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'))
             .unwrap_or("");
         let message = describe_pg_error(err);
         // The bridge's own call of a missing function (no validation code in the DETAIL); a
@@ -444,12 +506,26 @@ impl Database {
         } else {
             (ErrorCode::ExecutionError, false)
         };
-        let message = if detail_code.is_empty() || message.contains(detail_code) {
+        let said = if detail_code.is_empty() || message.contains(detail_code) {
             message
         } else {
             format!("{message} [{detail_code}]")
         };
-        ToolError::new(code, message, retryable)
+        ToolError::new(
+            code,
+            format!(
+                "{}: the server refused the statement (SQLSTATE {}{})",
+                self.what(),
+                db.code().code(),
+                if detail_code.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {detail_code}")
+                }
+            ),
+            retryable,
+        )
+        .with_detail(said)
     }
 
     /// The session's role, whether it is a superuser (or may bypass row-level security), and
@@ -481,8 +557,24 @@ impl Database {
             Ok(State::ExtensionMissing(r)) => ("extension_missing", Some(r.clone()), None),
             Err(_) => ("unavailable", Some("internal state poisoned".into()), None),
         };
+        let escaped = crate::bridge::escape_name(&self.dbname);
+        let note = if escaped != self.dbname {
+            Some(format!(
+                "its own name {:?} holds the separator '/', white space, or look-alike or \
+                 invisible characters: escaped as {escaped}",
+                self.dbname
+            ))
+        } else if self.name != escaped {
+            Some(format!(
+                "another server has a database of the same name: qualified as {}",
+                self.name
+            ))
+        } else {
+            None
+        };
         DatabaseInfo {
             name: self.name.clone(),
+            note,
             server: self.server.clone(),
             description: self.description.clone(),
             status: status.into(),
@@ -491,6 +583,14 @@ impl Database {
             fingerprint: cached.map(|c| c.snapshot.fingerprint.clone()),
         }
     }
+}
+
+fn cancelled() -> ToolError {
+    ToolError::new(
+        ErrorCode::Cancelled,
+        "the question was cancelled by the client",
+        false,
+    )
 }
 
 /// The JSON document a pg_nlq function returned.

@@ -40,7 +40,7 @@ impl BridgeError {
 
     /// `error[CODE]: message` on a single line, as the CLI prints it.
     pub fn one_line(&self) -> String {
-        let message = self.to_string();
+        let message = crate::redact::redact(&self.to_string());
         let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
         format!("error[{}]: {message}", self.code())
     }

@@ -14,5 +14,7 @@ pub mod linking;
 pub mod llm;
 pub mod mcp;
 pub mod prompts;
+pub mod redact;
 pub mod settings;
 pub mod tls;
+pub mod untrusted;

@@ -17,6 +17,7 @@ use mcp_bridge::catalog::{self, Snapshot};
 use mcp_bridge::config::DatabaseConfig;
 use mcp_bridge::error::BridgeError;
 use mcp_bridge::settings::{ProcessEnv, Settings};
+use mcp_bridge::untrusted::{fence, one_line, ERROR_NOTICE};
 
 /// Natural-language questions over PostgreSQL, through the pg_nlq extension.
 ///
@@ -180,7 +181,7 @@ where
             } else {
                 text(&value)
             };
-            match print(&out) {
+            match print(&mcp_bridge::redact::redact(&out)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("{}", err.one_line());
@@ -191,28 +192,38 @@ where
         Err(err) => {
             if json {
                 if let Ok(s) = serde_json::to_string_pretty(&err) {
-                    let _ = print(&(s + "\n"));
+                    let _ = print(&mcp_bridge::redact::redact(&(s + "\n")));
                 }
             }
             eprintln!("{}", err.one_line());
+            if let Some(detail) = &err.detail {
+                eprint!(
+                    "{}",
+                    mcp_bridge::redact::redact(&fence(detail, ERROR_NOTICE))
+                );
+            }
+            // The outcomes are the bridge's codes; the messages and the SQL are the database's
+            // and the model's text: fenced.
+            let mut said = String::new();
             for attempt in &err.attempts {
                 eprintln!(
-                    "  attempt {}: {} — {}{}",
+                    "  attempt {}: {}",
                     attempt.number,
-                    attempt.outcome,
-                    attempt
-                        .message
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    attempt
-                        .sql
-                        .as_deref()
-                        .map(|s| format!(
-                            "\n    SQL: {}",
-                            s.split_whitespace().collect::<Vec<_>>().join(" ")
-                        ))
-                        .unwrap_or_default()
+                    one_line(&attempt.outcome)
+                );
+                said.push_str(&format!(
+                    "attempt {}: {}\n",
+                    attempt.number,
+                    one_line(&attempt.message)
+                ));
+                if let Some(sql) = &attempt.sql {
+                    said.push_str(&format!("  SQL: {}\n", one_line(sql)));
+                }
+            }
+            if !said.is_empty() {
+                eprint!(
+                    "{}",
+                    mcp_bridge::redact::redact(&fence(&said, ERROR_NOTICE))
                 );
             }
             if err.retryable {
@@ -280,7 +291,8 @@ fn init_logging() {
         .from_env_lossy();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // every log line passes the one redaction path (crate::redact)
+        .with_writer(mcp_bridge::redact::RedactingStderrMaker)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
@@ -303,6 +315,8 @@ async fn snapshot(args: SnapshotArgs) -> Result<String, BridgeError> {
 
 /// Writes the result to stdout; a reader that went away (`| head`) is not an error.
 fn print(text: &str) -> Result<(), BridgeError> {
+    // everything the command line prints passes the one redaction path
+    let text = mcp_bridge::redact::redact(text);
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())

@@ -96,6 +96,27 @@ pub struct DatabaseSettings {
     pub include_stats: bool,
 }
 
+/// The streamable HTTP transport's limits (`serve --http`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Most MCP sessions open at once; one more `initialize` is refused (HTTP 503).
+    pub max_sessions: usize,
+    /// Most sessions open at once from one client address.
+    pub max_sessions_per_client: usize,
+    /// A session with no request for this long is closed.
+    pub session_idle: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            max_sessions: 64,
+            max_sessions_per_client: 32,
+            session_idle: Duration::from_secs(300),
+        }
+    }
+}
+
 /// Everything the bridge needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -105,6 +126,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// The schema context: its token budget and how it is chosen ([`crate::linking`]).
     pub context: crate::linking::ContextSettings,
+    pub http: HttpSettings,
 }
 
 /// Environment variable naming the configuration file when `--config` is not given.
@@ -142,8 +164,17 @@ struct RawConfig {
     database: RawDatabase,
     #[serde(default)]
     context: RawContext,
+    http: RawHttp,
     #[serde(default)]
     servers: Vec<RawServer>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    max_sessions: Option<usize>,
+    max_sessions_per_client: Option<usize>,
+    session_idle_secs: Option<f64>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -356,6 +387,9 @@ impl Settings {
             .filter(|k| !k.trim().is_empty())
             .or_else(|| env.var("OPENAI_API_KEY"))
             .map(|k| k.trim().to_string());
+        if let Some(key) = &api_key {
+            crate::redact::register(key);
+        }
         let base_url = env
             .var("OPENAI_BASE_URL")
             .or(m.base_url)
@@ -500,6 +534,32 @@ impl Settings {
             whole_schema_when_it_fits: c.whole_schema_when_it_fits.unwrap_or(true),
             widen_factor: in_range(c.widen_factor, 2.0, "context.widen_factor", 1.0, 10.0)?,
         };
+        let h = raw.http;
+        let defaults = HttpSettings::default();
+        let max_sessions = in_range(
+            h.max_sessions,
+            defaults.max_sessions,
+            "http.max_sessions",
+            1,
+            100_000,
+        )?;
+        let http = HttpSettings {
+            max_sessions,
+            max_sessions_per_client: in_range(
+                h.max_sessions_per_client,
+                defaults.max_sessions_per_client.min(max_sessions),
+                "http.max_sessions_per_client",
+                1,
+                max_sessions,
+            )?,
+            session_idle: seconds(
+                h.session_idle_secs,
+                defaults.session_idle.as_secs_f64(),
+                "http.session_idle_secs",
+                1.0,
+                86_400.0,
+            )?,
+        };
 
         let mut servers = Vec::new();
         for (i, s) in raw.servers.into_iter().enumerate() {
@@ -557,6 +617,7 @@ impl Settings {
             pipeline,
             database,
             context,
+            http,
         })
     }
 
@@ -702,6 +763,70 @@ mod tests {
     }
 
     #[test]
+    fn http_limits_are_read_and_checked() {
+        let s = Settings::from_toml(MINIMAL, "t", &env(&[])).unwrap();
+        assert_eq!(s.http, HttpSettings::default());
+        let s = Settings::from_toml(
+            &format!(
+                "[http]\nmax_sessions = 10\nmax_sessions_per_client = 3\nsession_idle_secs = 30\n{MINIMAL}"
+            ),
+            "t",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.http,
+            HttpSettings {
+                max_sessions: 10,
+                max_sessions_per_client: 3,
+                session_idle: Duration::from_secs(30),
+            }
+        );
+        // the per-client default never exceeds the total
+        let s = Settings::from_toml(
+            &format!("[http]\nmax_sessions = 5\n{MINIMAL}"),
+            "t",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(s.http.max_sessions_per_client, 5);
+        for (bad, needle) in [
+            ("max_sessions = 0", "http.max_sessions = 0 is out of range"),
+            (
+                "max_sessions = 4\nmax_sessions_per_client = 5",
+                "http.max_sessions_per_client = 5 is out of range",
+            ),
+            ("session_idle_secs = 0", "http.session_idle_secs"),
+            ("max_session = 3", "max_session"),
+        ] {
+            let e = err(Settings::from_toml(
+                &format!("[http]\n{bad}\n{MINIMAL}"),
+                "t",
+                &env(&[]),
+            ));
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn mistyped_url_schemes_do_not_show_the_password() {
+        for url in [
+            "postgress://u:hunter2x@h/db",
+            "POSTGRES://u:hunter2x@h/db",
+            "jdbc:postgresql://u:hunter2x@h/db",
+            "postgresql+psycopg://u:hunter2x@h/db",
+        ] {
+            let e = err(Settings::from_toml(
+                &format!("[[servers]]\nurl = \"{url}\"\n"),
+                "f",
+                &env(&[]),
+            ));
+            assert!(!e.contains("hunter2x"), "{url}: {e}");
+            assert!(e.contains("u:***@h/db"), "{url}: {e}");
+        }
+    }
+
+    #[test]
     fn mistakes_are_reported() {
         let e = err(Settings::from_toml("", "f.toml", &env(&[])));
         assert!(
@@ -767,6 +892,8 @@ mod tests {
         assert_eq!(s.context.max_tokens, 4000);
         assert!(s.context.whole_schema_when_it_fits);
         assert_eq!(s.context.widen_factor, 2.0);
+        // the example documents the defaults
+        assert_eq!(s.http, HttpSettings::default());
         let s = Settings::from_toml(
             include_str!("../../fixtures/bridge.toml"),
             "fixtures/bridge.toml",

@@ -478,8 +478,12 @@ async fn model_failures_have_their_own_codes() {
         .expect_err("401");
     assert_eq!(err.code, ErrorCode::LlmError);
     assert!(!err.retryable);
-    assert!(err.message.contains("Incorrect API key"), "{}", err.message);
-    assert!(!err.message.contains(TEST_API_KEY));
+    assert!(
+        err.full_message().contains("Incorrect API key"),
+        "{}",
+        err.full_message()
+    );
+    assert!(!err.full_message().contains(TEST_API_KEY));
     let err = bridge
         .query(ask("how many books"), None)
         .await

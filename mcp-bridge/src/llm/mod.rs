@@ -123,13 +123,16 @@ pub enum LlmError {
     /// The model refused to answer.
     #[error("the model refused: {0}")]
     Refused(String),
+    /// The caller cancelled the question: the request was not sent, or was abandoned.
+    #[error("the question was cancelled by the client")]
+    Cancelled,
 }
 
 impl LlmError {
     /// Whether sending the same request again later may succeed.
     pub fn retryable(&self) -> bool {
         match self {
-            LlmError::NotConfigured(_) => false,
+            LlmError::NotConfigured(_) | LlmError::Cancelled => false,
             LlmError::RateLimited { .. } | LlmError::Timeout(_) => true,
             LlmError::Transport { retryable, .. } => *retryable,
             LlmError::Malformed(_) | LlmError::Refused(_) => true,

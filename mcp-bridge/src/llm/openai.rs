@@ -87,7 +87,11 @@ impl OpenAiModel {
         } else {
             settings.request_timeout
         };
+        crate::redact::register(&api_key);
         let http = reqwest::Client::builder()
+            // A redirect would carry the key (and the prompt) to wherever it points: never
+            // followed; a 3xx is an error naming where it pointed.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("pg-nlq-bridge/", env!("CARGO_PKG_VERSION")))
@@ -207,6 +211,12 @@ impl OpenAiModel {
             .await
             .map_err(|e| self.request_error(&e))?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(Failure::final_(LlmError::Transport {
+                message: redirect_message(status, response.url(), response.headers()),
+                retryable: false,
+            }));
+        }
         let retry_after = retry_after(response.headers());
         let text = self.read_body(response).await?;
         // An endpoint may echo the key back (in an error, or anywhere): never pass it on.
@@ -214,7 +224,13 @@ impl OpenAiModel {
         if !status.is_success() {
             return Err(self.status_error(status, retry_after, &text));
         }
-        parse_completion(&text, &self.model).map_err(Failure::final_)
+        // the content is decoded from JSON: redacted again, decoded
+        parse_completion(&text, &self.model)
+            .map(|mut reply| {
+                reply.content = self.redact(&reply.content);
+                reply
+            })
+            .map_err(|e| Failure::final_(self.redact_error(e)))
     }
 
     /// The response body as text, at most [`MAX_BODY_BYTES`] of it.
@@ -260,8 +276,9 @@ impl OpenAiModel {
         retry_after: Option<Duration>,
         body: &str,
     ) -> Failure {
+        // redacted whole, after decoding, and only then cut
         let (message, code) = error_message(body);
-        let message = self.redact(&message);
+        let message = shorten(&self.redact(&message));
         let code_ = status.as_u16();
         match status {
             StatusCode::TOO_MANY_REQUESTS => {
@@ -308,19 +325,20 @@ impl OpenAiModel {
         }
     }
 
-    /// The text with the API key, and a password in the endpoint's URL, replaced.
-    fn redact(&self, text: &str) -> String {
-        let text = if self.api_key.len() >= 4 {
-            text.replace(&self.api_key, "<redacted>")
-        } else {
-            text.to_string()
-        };
-        let shown = crate::settings::redact_url_credentials(&self.url);
-        if shown != self.url {
-            text.replace(&self.url, &shown)
-        } else {
-            text
+    /// A reply's error, its quoted text redacted.
+    fn redact_error(&self, err: LlmError) -> LlmError {
+        match err {
+            LlmError::Malformed(m) => LlmError::Malformed(self.redact(&m)),
+            LlmError::Refused(m) => LlmError::Refused(shorten(&self.redact(&m))),
+            other => other,
         }
+    }
+
+    /// The text with the API key (in any encoding) and URL passwords replaced: the bridge's
+    /// one redaction path, [`crate::redact`], with this client's key registered.
+    fn redact(&self, text: &str) -> String {
+        crate::redact::register(&self.api_key);
+        crate::redact::redact(text)
     }
 }
 
@@ -350,6 +368,30 @@ impl Failure {
             retry: false,
         }
     }
+}
+
+/// The error for a redirect: where it pointed (scheme, host and port only: the rest may carry
+/// anything), and that it was not followed.
+pub fn redirect_message(status: StatusCode, from: &reqwest::Url, headers: &HeaderMap) -> String {
+    let target = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|location| from.join(location).ok());
+    let target = match target {
+        Some(url) => format!(
+            "{}://{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or("?"),
+            url.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        None => "an unreadable location".to_string(),
+    };
+    format!(
+        "the model endpoint answered HTTP {} redirecting to {target}; redirects are not \
+         followed (the API key is sent only to model.base_url): set model.base_url to the \
+         endpoint's final address",
+        status.as_u16()
+    )
 }
 
 fn body_too_large() -> Failure {
@@ -400,10 +442,10 @@ fn error_message(body: &str) -> (String, Option<String>) {
             .or_else(|| value["message"].as_str());
         if let Some(message) = message {
             let code = error["code"].as_str().or_else(|| error["type"].as_str());
-            return (shorten(message), code.map(str::to_string));
+            return (message.to_string(), code.map(str::to_string));
         }
     }
-    (shorten(body), None)
+    (body.to_string(), None)
 }
 
 fn or_status(message: &str, status: StatusCode) -> String {
@@ -490,7 +532,8 @@ fn parse_completion(text: &str, requested_model: &str) -> Result<ModelReply, Llm
         .message
         .ok_or_else(|| LlmError::Malformed("the endpoint's reply has no message".into()))?;
     if let Some(refusal) = message.refusal.filter(|r| !r.trim().is_empty()) {
-        return Err(LlmError::Refused(shorten(&refusal)));
+        // cut by the caller, after redaction
+        return Err(LlmError::Refused(refusal));
     }
     let content = message
         .content

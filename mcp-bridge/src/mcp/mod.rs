@@ -7,8 +7,10 @@
 //! model...) is a tool result with `is_error = true`, structured content the [`ToolError`] and
 //! text `error[CODE]: message`; protocol errors are left for malformed requests.
 
+pub mod origin;
 mod render;
 pub mod sampling;
+pub mod sessions;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,7 +25,6 @@ use rmcp::model::{
     ReadResourceResult, Resource, ResourceContents, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{RequestContext, ServerInitializeError};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{tool, tool_handler, tool_router, ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde::{Deserialize, Serialize};
@@ -36,9 +37,33 @@ use crate::error::BridgeError;
 use crate::llm::ChatModel;
 
 pub use render::{
-    answer_text, neutralise_fence, run_text, table, UNTRUSTED_CLOSE, UNTRUSTED_NOTICE,
+    answer_text, error_text, neutralise_fence, run_text, table, UNTRUSTED_CLOSE, UNTRUSTED_NOTICE,
     UNTRUSTED_OPEN,
 };
+
+/// Fields of each structured result that did not come from the bridge itself (rows, names,
+/// what the database or the model wrote): a client must treat them as data, never as
+/// instructions. Listed in the result's `untrusted` member.
+const ANSWER_UNTRUSTED: [&str; 8] = [
+    "sql",
+    "explanation",
+    "assumptions",
+    "columns",
+    "rows",
+    "truncated_reason",
+    "verifier_reasons",
+    "attempts[].message",
+];
+const RUN_UNTRUSTED: [&str; 3] = ["columns", "rows", "truncated_reason"];
+const ERROR_UNTRUSTED: [&str; 3] = ["detail", "attempts[].message", "attempts[].sql"];
+const VALIDATION_UNTRUSTED: [&str; 4] = ["message", "relations", "columns", "functions"];
+const DATABASES_UNTRUSTED: [&str; 4] = [
+    "databases[].name",
+    "databases[].note",
+    "databases[].description",
+    "databases[].reason",
+];
+const SCHEMA_UNTRUSTED: [&str; 1] = ["schema"];
 pub use sampling::SamplingModel;
 
 /// The server's name in `initialize`.
@@ -190,8 +215,13 @@ impl NlqServer {
             row_limit: args.row_limit,
             test_run: args.test_run,
         };
-        match self.bridge.query(request, model).await {
-            Ok(answer) => success(&answer, answer_text(&answer)),
+        // `notifications/cancelled` for this request cancels `context.ct`
+        match self
+            .bridge
+            .query_cancellable(request, model, context.ct.clone())
+            .await
+        {
+            Ok(answer) => success(&answer, answer_text(&answer), &ANSWER_UNTRUSTED),
             Err(err) => failure(&err),
         }
     }
@@ -208,7 +238,11 @@ impl NlqServer {
     async fn list_databases(&self) -> CallToolResult {
         let databases = self.bridge.list_databases().await;
         let text = databases_text(&databases);
-        success(&json!({ "databases": databases }), text)
+        success(
+            &json!({ "databases": databases }),
+            text,
+            &DATABASES_UNTRUSTED,
+        )
     }
 
     /// Describe a database's schema: schemas, tables, views and their columns with types, keys
@@ -233,7 +267,7 @@ impl NlqServer {
                     "filter": args.filter,
                     "schema": text,
                 });
-                success(&structured, readable)
+                success(&structured, readable, &SCHEMA_UNTRUSTED)
             }
             Err(err) => failure(&err),
         }
@@ -256,23 +290,27 @@ impl NlqServer {
             .await
         {
             Ok(validation) => {
-                let mut text = if validation.ok {
-                    format!("ok [{}]: {}", validation.code, validation.message)
-                } else {
-                    format!("rejected [{}]: {}", validation.code, validation.message)
-                };
+                // The code is pg_nlq's; its message and the names are the server's text.
+                let mut text = format!(
+                    "{} [{}]",
+                    if validation.ok { "ok" } else { "rejected" },
+                    crate::untrusted::one_line(&validation.code)
+                );
                 if let Some(position) = validation.position {
                     text.push_str(&format!(" (at character {position})"));
                 }
+                text.push('\n');
+                let mut said = validation.message.clone();
                 if !validation.relations.is_empty() {
-                    text.push_str(&format!("\nrelations: {}", validation.relations.join(", ")));
+                    said.push_str(&format!("\nrelations: {}", validation.relations.join(", ")));
                 }
+                text.push_str(&render::fence(&said, render::ERROR_NOTICE));
                 if let (Some(cost), Some(rows)) =
                     (validation.estimated_cost, validation.estimated_rows)
                 {
-                    text.push_str(&format!("\nestimated cost {cost:.1}, rows {rows:.0}"));
+                    text.push_str(&format!("estimated cost {cost:.1}, rows {rows:.0}\n"));
                 }
-                success(&validation, text)
+                success(&validation, text, &VALIDATION_UNTRUSTED)
             }
             Err(err) => failure(&err),
         }
@@ -299,7 +337,7 @@ impl NlqServer {
                 text.push_str(&render::sql_block(&args.sql));
                 text.push('\n');
                 text.push_str(&run_text(&result));
-                success(&result, text)
+                success(&result, text, &RUN_UNTRUSTED)
             }
             Err(err) => failure(&err),
         }
@@ -317,7 +355,11 @@ impl NlqServer {
         match self.bridge.refresh_schema(args.database.as_deref()).await {
             Ok(databases) => {
                 let text = databases_text(&databases);
-                success(&json!({ "databases": databases }), text)
+                success(
+                    &json!({ "databases": databases }),
+                    text,
+                    &DATABASES_UNTRUSTED,
+                )
             }
             Err(err) => failure(&err),
         }
@@ -390,7 +432,7 @@ impl ServerHandler for NlqServer {
         match self.bridge.describe_schema(Some(database), None).await {
             // Names and comments are data from the database, fenced as in describe_schema.
             Ok(text) => Ok(ReadResourceResult::new(vec![ResourceContents::text(
-                render::fence(&text, render::SCHEMA_NOTICE),
+                crate::redact::redact(&render::fence(&text, render::SCHEMA_NOTICE)),
                 uri.clone(),
             )
             .with_mime_type("text/plain")])
@@ -418,10 +460,18 @@ fn database_of_uri(uri: &str) -> Option<&str> {
         .filter(|db| !db.is_empty())
 }
 
-/// A successful result: `value` as structured content and `text` for reading.
-fn success<T: Serialize>(value: &T, text: String) -> CallToolResult {
+/// A successful result: `value` as structured content, with the list of its `untrusted`
+/// fields, and `text` for reading.
+fn success<T: Serialize>(value: &T, text: String, untrusted: &[&str]) -> CallToolResult {
     match serde_json::to_value(value) {
-        Ok(structured) => {
+        Ok(mut structured) => {
+            // what the database returned may quote a configured secret: the one redaction
+            // path, on the text and on every string of the structured content
+            crate::redact::redact_json(&mut structured);
+            let text = crate::redact::redact(&text);
+            if let Some(map) = structured.as_object_mut() {
+                map.insert("untrusted".into(), json!(untrusted));
+            }
             let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
             result.structured_content = Some(structured);
             result
@@ -459,8 +509,15 @@ fn argument_error(result: CallToolResult) -> CallToolResult {
 
 /// A tool error: `is_error`, the error as structured content, `error[CODE]: message` as text.
 fn failure(err: &ToolError) -> CallToolResult {
-    let mut result = CallToolResult::error(vec![ContentBlock::text(err.one_line())]);
-    result.structured_content = serde_json::to_value(err).ok();
+    let text = crate::redact::redact(&error_text(err));
+    let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
+    result.structured_content = serde_json::to_value(err).ok().map(|mut v| {
+        crate::redact::redact_json(&mut v);
+        if let Some(map) = v.as_object_mut() {
+            map.insert("untrusted".into(), json!(ERROR_UNTRUSTED));
+        }
+        v
+    });
     result
 }
 
@@ -469,6 +526,8 @@ fn databases_text(databases: &[crate::bridge::DatabaseInfo]) -> String {
     if databases.is_empty() {
         return "No databases are configured or discovered.".to_string();
     }
+    // names come from the servers (discovery), descriptions from the configuration, reasons
+    // from the servers' errors: all fenced
     let mut text = String::new();
     for db in databases {
         text.push_str(&format!("{} [{}] on {}", db.name, db.status, db.server));
@@ -481,9 +540,12 @@ fn databases_text(databases: &[crate::bridge::DatabaseInfo]) -> String {
         if let Some(reason) = &db.reason {
             text.push_str(&format!(" ({reason})"));
         }
+        if let Some(note) = &db.note {
+            text.push_str(&format!(" [name: {note}]"));
+        }
         text.push('\n');
     }
-    text
+    render::fence(&text, render::NAMES_NOTICE)
 }
 
 // ---------------------------------------------------------------------------- transports
@@ -536,7 +598,10 @@ impl HttpServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), BridgeError> {
         let cancel = self.cancel.clone();
-        axum::serve(self.listener, self.router)
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 // Ends the sessions' event streams, which graceful shutdown would wait for.
@@ -562,34 +627,37 @@ pub async fn bind_http(
 ) -> Result<HttpServer, BridgeError> {
     check_bind_address(addr, allow_remote)?;
     let cancel = CancellationToken::new();
-    let mut config = StreamableHttpServerConfig::default()
+    // Host and Origin are checked by `guard` with the bridge's own parser (`origin`), not by
+    // rmcp's lists.
+    let config = StreamableHttpServerConfig::default()
         .with_cancellation_token(cancel.child_token())
-        .with_allowed_origins([
-            "http://localhost:*",
-            "http://127.0.0.1:*",
-            "http://[::1]:*",
-            "https://localhost:*",
-            "https://127.0.0.1:*",
-            "https://[::1]:*",
-        ])
-        .enforce_origin_validation();
-    if addr.ip().is_loopback() {
-        config = config.with_allowed_hosts(["localhost", "127.0.0.1", "::1", "[::1]"]);
-    } else {
+        .disable_allowed_hosts()
+        .disable_allowed_origins();
+    let loopback_only = addr.ip().is_loopback();
+    if !loopback_only {
         // The operator chose to expose the endpoint: clients name this host however they
         // reach it, which cannot be known here.
         tracing::warn!(
             "serving MCP over HTTP on {addr} without authentication: anyone who can reach it \
              can query the configured databases"
         );
-        config = config.disable_allowed_hosts();
     }
-    let service: StreamableHttpService<NlqServer, LocalSessionManager> = StreamableHttpService::new(
-        move || Ok(NlqServer::new(bridge.clone())),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    let router = axum::Router::new().nest_service(HTTP_PATH, service);
+    let sessions = Arc::new(sessions::BoundedSessions::new(
+        bridge.settings().http.clone(),
+    ));
+    let service: StreamableHttpService<NlqServer, sessions::BoundedSessions> =
+        StreamableHttpService::new(
+            move || Ok(NlqServer::new(bridge.clone())),
+            sessions.clone(),
+            config,
+        );
+    let state = GuardState {
+        sessions,
+        loopback_only,
+    };
+    let router = axum::Router::new()
+        .nest_service(HTTP_PATH, service)
+        .layer(axum::middleware::from_fn_with_state(state, guard));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| BridgeError::Config(format!("cannot listen on {addr}: {e}")))?;
@@ -602,6 +670,78 @@ pub async fn bind_http(
         local_addr,
         cancel,
     })
+}
+
+#[derive(Clone)]
+struct GuardState {
+    sessions: Arc<sessions::BoundedSessions>,
+    loopback_only: bool,
+}
+
+/// In front of the MCP endpoint: refuses a foreign `Host` or `Origin` (403), and an
+/// `initialize` (a POST without `Mcp-Session-Id`) over the session caps (503), before rmcp
+/// sees the request; records which client opened each session.
+async fn guard(
+    axum::extract::State(state): axum::extract::State<GuardState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let headers = request.headers();
+    let text = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string())
+    };
+    let host = text(header::HOST).or_else(|| request.uri().authority().map(|a| a.to_string()));
+    if let Some(why) = origin::refusal(
+        host.as_deref(),
+        text(header::ORIGIN).as_deref(),
+        state.loopback_only,
+    ) {
+        tracing::warn!(
+            "refused an HTTP request: {why} (possible DNS rebinding or cross-origin attack)"
+        );
+        return (StatusCode::FORBIDDEN, format!("Forbidden: {why}\n")).into_response();
+    }
+    let opens_session =
+        request.method() == axum::http::Method::POST && !headers.contains_key("mcp-session-id");
+    if !opens_session {
+        return next.run(request).await;
+    }
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let admission = match state.sessions.admit(client) {
+        Ok(a) => a,
+        Err(why) => {
+            tracing::warn!(%client, "refused a new MCP session: {why}");
+            let body = json!({
+                "jsonrpc": "2.0",
+                "id": null,
+                "error": {"code": -32000, "message": why},
+            });
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
+                axum::Json(body),
+            )
+                .into_response();
+        }
+    };
+    let response = next.run(request).await;
+    if let Some(id) = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        state.sessions.attach(id, client);
+    }
+    drop(admission);
+    response
 }
 
 /// Binds, prints `listening on http://ADDR/mcp` to stderr, and serves until Ctrl-C or SIGTERM.

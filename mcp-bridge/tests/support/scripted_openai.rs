@@ -34,6 +34,9 @@ pub struct Recorded {
     pub messages_text: String,
     /// The `Authorization` header.
     pub authorization: Option<String>,
+    /// The method and path (`GET /v1/models`).
+    pub method: String,
+    pub path: String,
 }
 
 impl Recorded {
@@ -64,6 +67,17 @@ pub enum Reply {
     Raw(u16, String),
     /// A completion whose message is a refusal.
     Refusal(String),
+    /// A redirect (301, 302, 303, 307, 308) to this location.
+    Redirect(u16, String),
+    /// A 200 whose body arrives one `chunk` every `every`, `count` times (a slow drip).
+    Drip {
+        chunk: String,
+        every: Duration,
+        count: usize,
+    },
+    /// A 200 with a body of this many bytes; with `declared`, its `Content-Length` says so,
+    /// else it is streamed in chunks of unknown total length.
+    Huge { bytes: usize, declared: bool },
 }
 
 type Check = Box<dyn Fn(&Recorded) -> Result<(), String> + Send + Sync>;
@@ -173,6 +187,8 @@ struct Inner {
     problems: Vec<String>,
     /// Steps taken from the script so far.
     consumed: usize,
+    /// A hostile endpoint: any request (any method and path) goes to the responder unchecked.
+    hostile: bool,
 }
 
 /// The running server; stopped when dropped.
@@ -201,6 +217,27 @@ impl ScriptedOpenAi {
             ..Inner::default()
         };
         Self::serve(inner).await
+    }
+
+    /// A hostile endpoint: every request, whatever its method and path, is recorded and
+    /// answered by `f`, without the checks of a well-behaved client.
+    pub async fn hostile(f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> ScriptedOpenAi {
+        let inner = Inner {
+            responder: Some(Arc::new(f)),
+            hostile: true,
+            ..Inner::default()
+        };
+        Self::serve(inner).await
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     async fn serve(inner: Inner) -> ScriptedOpenAi {
@@ -362,6 +399,8 @@ async fn handle(
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        method: method.to_string(),
+        path: uri.path().to_string(),
         body,
     };
     let model = recorded.body["model"]
@@ -374,7 +413,11 @@ async fn handle(
         let mut guard = lock(&inner);
         guard.recorded.push(recorded.clone());
         let number = guard.recorded.len();
-        let problems = default_checks(&method, &uri, &recorded);
+        let problems = if guard.hostile {
+            Vec::new()
+        } else {
+            default_checks(&method, &uri, &recorded)
+        };
         if !problems.is_empty() {
             let reason = format!("request {number}: {}", problems.join("; "));
             guard.problems.push(reason.clone());
@@ -474,6 +517,56 @@ fn render(
             Reply::Delay(delay, inner) => {
                 tokio::time::sleep(delay).await;
                 render(*inner, model, prompt_tokens).await
+            }
+            Reply::Redirect(code, location) => {
+                let mut response = (status(code), "moved").into_response();
+                if let Ok(value) = HeaderValue::try_from(location) {
+                    response
+                        .headers_mut()
+                        .insert(axum::http::header::LOCATION, value);
+                }
+                response
+            }
+            Reply::Drip {
+                chunk,
+                every,
+                count,
+            } => {
+                let stream = futures::stream::unfold(0usize, move |i| {
+                    let chunk = chunk.clone();
+                    async move {
+                        if i >= count {
+                            return None;
+                        }
+                        tokio::time::sleep(every).await;
+                        Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), i + 1))
+                    }
+                });
+                Response::new(axum::body::Body::from_stream(stream))
+            }
+            Reply::Huge { bytes, declared } => {
+                if declared {
+                    let mut response = Response::new(axum::body::Body::from(vec![b'x'; bytes]));
+                    if let Ok(value) = HeaderValue::try_from(bytes.to_string()) {
+                        response
+                            .headers_mut()
+                            .insert(axum::http::header::CONTENT_LENGTH, value);
+                    }
+                    response
+                } else {
+                    const CHUNK: usize = 64 * 1024;
+                    let stream = futures::stream::unfold(0usize, move |sent| async move {
+                        if sent >= bytes {
+                            return None;
+                        }
+                        let n = CHUNK.min(bytes - sent);
+                        Some((
+                            Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; n])),
+                            sent + n,
+                        ))
+                    });
+                    Response::new(axum::body::Body::from_stream(stream))
+                }
             }
             Reply::Header(name, value, inner) => {
                 let mut response = render(*inner, model, prompt_tokens).await;
