@@ -15,11 +15,13 @@
 use pgrx::prelude::*;
 
 pub mod catalog;
+pub mod derived;
 pub mod error;
 pub mod gucs;
 pub mod hooks;
 pub mod jsonb;
 pub mod policy;
+pub mod reads;
 pub mod run;
 pub mod sandbox;
 pub mod snapshot;

@@ -17,7 +17,10 @@
 -- $6 int     format version of this document
 -- $7 oid[]   relations the DBA's access policy hides (pg_nlq.denied_relations,
 --            pg_nlq.allowed_relations, and views over what they hide); see snapshot.rs
--- $8 oid[], $9 int2[]  columns it hides (pg_nlq.denied_columns), as parallel arrays
+-- $8 oid[], $9 int2[]  columns it hides (pg_nlq.denied_columns, and what reads them), as
+--            parallel arrays
+-- $10 oid[]  partitions it hides (denied, or under a denied parent)
+-- $11 oid[]  partitioned tables whose key uses a hidden column: key and bounds below hidden
 --
 -- The document is built as json text and converted to jsonb once, at the end: jsonb built
 -- level by level re-encodes every nested value at every level, which costs several times more.
@@ -260,6 +263,7 @@ part AS MATERIALIZED (
     JOIN pg_catalog.pg_namespace pn ON pn.oid = c.relnamespace
     JOIN pg_catalog.pg_inherits inh ON inh.inhrelid = c.oid
     WHERE c.relispartition AND c.relkind IN ('r', 'p', 'f')
+      AND c.oid <> ALL ($10::oid[])
 ),
 parts AS (
     SELECT p.root,
@@ -267,7 +271,7 @@ parts AS (
                'schema', p.nspname,
                'name', p.relname,
                'parent', CASE WHEN p.inhparent <> p.root THEN pp.relname END,
-               'bound', p.bound,
+               'bound', CASE WHEN p.inhparent <> ALL ($11::oid[]) THEN p.bound END,
                'row_estimate', CASE WHEN p.relkind = 'p' OR p.reltuples < 0 THEN NULL
                                     ELSE p.reltuples::bigint END
            ) ORDER BY p.nspname, p.relname) AS j,
@@ -304,9 +308,12 @@ relations AS (
                'foreign_keys', COALESCE(k.fk, '[]'::json),
                'check_constraints', COALESCE(k.ck, '[]'::json),
                'indexes', COALESCE(i.j, '[]'::json),
+               -- a definition names the columns it reads: not shown when one is hidden
                'definition', CASE WHEN r.relkind IN ('v', 'm')
+                                       AND NOT EXISTS (SELECT 1 FROM hidden_col h
+                                                       WHERE h.relid = r.oid)
                                   THEN pg_catalog.pg_get_viewdef(r.oid, true) END,
-               'partition_key', CASE WHEN r.relkind = 'p'
+               'partition_key', CASE WHEN r.relkind = 'p' AND r.oid <> ALL ($11::oid[])
                                      THEN pg_catalog.pg_get_partkeydef(r.oid) END,
                'partitions', CASE WHEN r.relkind = 'p' THEN COALESCE(pa.j, '[]'::json) END,
                'foreign_server', fs.srvname

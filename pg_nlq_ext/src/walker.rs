@@ -97,8 +97,10 @@ unsafe extern "C-unwind" fn raw_walker(node: *mut pg_sys::Node, ctx: *mut c_void
 pub struct RelationUse {
     /// Read with the caller's own privileges somewhere (not only behind a view).
     pub direct: bool,
-    /// Attribute numbers read; 0 is a whole-row reference.
+    /// Attribute numbers named (`selectedCols`); 0 is a whole-row reference.
     pub attnums: BTreeSet<i16>,
+    /// Read with its inheritance children or partitions somewhere (not `ONLY`).
+    pub inh: bool,
 }
 
 /// A function-like construct that has no `pg_proc` entry of its own: name and volatility.
@@ -112,6 +114,8 @@ pub struct Touched {
     pub functions: BTreeSet<u32>,
     pub pseudo_functions: BTreeSet<Pseudo>,
     domains: BTreeSet<u32>,
+    /// The columns really read, level by level ([`crate::reads`]).
+    pub reads: crate::reads::Reads,
 }
 
 impl Touched {
@@ -123,6 +127,9 @@ impl Touched {
         let ctx = (self as *mut Touched).cast::<c_void>();
         // SAFETY: guaranteed by the caller.
         unsafe { query_walker(query.cast(), ctx) };
+        // SAFETY: as above.
+        let reads = unsafe { crate::reads::Reads::of(query, None) };
+        self.reads.merge(reads);
     }
 
     fn violation(&mut self, code: Code, message: &str) {
@@ -217,6 +224,7 @@ impl Touched {
         if rte.requiredPerms != 0 && rte.checkAsUser == pg_sys::InvalidOid {
             entry.direct = true;
         }
+        entry.inh |= rte.inh;
         // SAFETY: selectedCols of a valid range table entry.
         entry
             .attnums
