@@ -485,11 +485,11 @@ impl<'a> Checker<'a> {
     }
 
     /// Why `tableoid` of `relid` is refused: it tells which partition a row is in, so it reads
-    /// the key of every partitioned table above (or at) `relid`.
-    fn tableoid_refusal(&mut self, relid: pg_sys::Oid) -> Option<String> {
+    /// the key of every partitioned table above (or at) `relid` and, read with its children,
+    /// below it.
+    fn tableoid_refusal(&mut self, relid: pg_sys::Oid, inh: bool) -> Option<String> {
         let me = self.rel(relid)?;
-        let mut tables = vec![relid];
-        tables.extend(self.ancestors(relid));
+        let tables = self.lineage(relid, inh);
         for t in tables {
             for attnum in partition_key_columns(t) {
                 let Some(column) = catalog::attribute_name(t, attnum) else {
@@ -547,7 +547,7 @@ impl<'a> Checker<'a> {
         if self.policy.has_column_rules() || me.schema == "pg_catalog" {
             for column in self.column_names(relid, attnums) {
                 let reason = if column == "tableoid" {
-                    self.tableoid_refusal(relid)
+                    self.tableoid_refusal(relid, inh)
                 } else {
                     self.column_name_refusal(relid, inh, &column)
                 };

@@ -290,6 +290,49 @@ RESET pg_nlq.allowed_functions;
 SELECT * FROM pg_temp.shown('nlqd') WHERE relation IN ('orders_p', 'people');
 RESET pg_nlq.denied_columns;
 
+-- 6. Shapes the issue did not list
+CREATE TABLE nlqd.sp (id int, k text, secret text) PARTITION BY LIST (k);
+CREATE TABLE nlqd.sp_a PARTITION OF nlqd.sp FOR VALUES IN ('a');
+CREATE TABLE nlqd.sp_b PARTITION OF nlqd.sp FOR VALUES IN ('b') PARTITION BY LIST (id);
+CREATE TABLE nlqd.sp_b1 PARTITION OF nlqd.sp_b FOR VALUES IN (1);
+INSERT INTO nlqd.sp VALUES (1, 'a', 'x'), (1, 'b', 'y');
+CREATE VIEW nlqd.v_sp AS SELECT * FROM nlqd.sp;
+CREATE VIEW nlqd.v_barrier WITH (security_barrier) AS SELECT * FROM nlqd.acct WHERE name <> 'x';
+CREATE VIEW nlqd.v_invoker WITH (security_invoker) AS SELECT * FROM nlqd.acct;
+-- a denied sub-partition is refused through the root and the middle level, hidden two levels down
+SET pg_nlq.denied_relations = 'nlqd.sp_b1';
+SELECT q, pg_temp.check(q) AS verdict
+FROM unnest(ARRAY['SELECT id FROM nlqd.sp', 'SELECT id FROM nlqd.sp_b', 'SELECT id FROM nlqd.sp_a',
+                  'SELECT id FROM nlqd.v_sp']) q ORDER BY 1;
+SELECT * FROM pg_temp.shown('nlqd') WHERE relation = 'sp';
+RESET pg_nlq.denied_relations;
+-- a sub-partition's key: tableoid of the root tells it too; the bounds below it are hidden
+SET pg_nlq.denied_columns = 'nlqd.sp_b.id';
+SELECT q, pg_temp.check(q) AS verdict
+FROM unnest(ARRAY['SELECT tableoid FROM nlqd.sp', 'SELECT k FROM nlqd.sp', 'SELECT tableoid FROM nlqd.sp_a',
+                  'SELECT tableoid FROM nlqd.sp_b1', 'SELECT id FROM nlqd.sp']) q ORDER BY 1;
+SELECT * FROM pg_temp.shown('nlqd') WHERE relation = 'sp';
+RESET pg_nlq.denied_columns;
+-- through a view over a partitioned table, a security_barrier view, a security_invoker view and
+-- UNION ALL, the columns used are what counts, for the validator and for the runtime hook
+SET pg_nlq.denied_columns = 'nlqd.sp.secret, nlqd.acct.ssn';
+SELECT q, pg_temp.check(q) AS verdict, pg_temp.run(q) AS run
+FROM unnest(ARRAY[
+  'SELECT id FROM nlqd.v_sp ORDER BY 1',
+  'SELECT secret FROM nlqd.v_sp',
+  'SELECT id FROM nlqd.v_barrier',
+  'SELECT ssn FROM nlqd.v_barrier',
+  'SELECT id FROM nlqd.v_invoker',
+  'SELECT id FROM nlqd.v_acct UNION ALL SELECT id FROM nlqd.v_barrier ORDER BY 1',
+  'SELECT a.id FROM nlqd.v_acct a JOIN nlqd.v_barrier b USING (id)',
+  'SELECT id FROM nlqd.v_acct WHERE v_acct IS NOT NULL',
+  'SELECT count(DISTINCT v.*) FROM nlqd.v_acct v',
+  'SELECT max(id) FILTER (WHERE ssn > ''0'') FROM nlqd.v_acct',
+  'SELECT id FROM nlqd.v_acct GROUP BY GROUPING SETS ((id), (name)) ORDER BY 1',
+  'SELECT DISTINCT ON (name) id FROM nlqd.v_acct ORDER BY name, id'
+]) q ORDER BY 1;
+RESET pg_nlq.denied_columns;
+
 SET client_min_messages = warning;
 DROP SCHEMA nlqd CASCADE;
 RESET client_min_messages;
