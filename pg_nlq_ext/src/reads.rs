@@ -8,8 +8,10 @@
 //! references) and everything else at that level (`WHERE`, `JOIN ... ON`, `GROUP BY`,
 //! `HAVING`, `ORDER BY`, `DISTINCT`, window clauses, `LIMIT`, set-returning and sort/group
 //! target entries, function and `VALUES` range entries, sublinks, `LATERAL` references, join
-//! aliases) count as reads; an unused output column does not. A set operation uses every
-//! output column of its branches (they decide which rows remain); a CTE is counted whole.
+//! aliases) count as reads, and so do output columns that return sets or call volatile
+//! functions (the planner keeps them); an unused output column otherwise does not. A set
+//! operation uses every output column of every branch (they decide which rows remain); a CTE
+//! is counted whole.
 //! Row-level security quals are the DBA's and do not count as the caller's reads of their own
 //! table, but what their sublinks read does.
 
@@ -98,11 +100,8 @@ impl Walk {
         // SAFETY: the caller passes a valid Query; every cast follows a node tag or list type.
         unsafe {
             let q = &*query;
-            let used = if q.setOperations.is_null() {
-                used
-            } else {
-                None
-            };
+            let set_operation = !q.setOperations.is_null();
+            let used = if set_operation { None } else { used };
             self.levels.push(Level::default());
             let level = self.levels.len() - 1;
             let targets = PgList::<pg_sys::TargetEntry>::from_pg(q.targetList);
@@ -115,6 +114,9 @@ impl Walk {
                             || t.ressortgroupref != 0
                             || used.contains(&t.resno)
                             || pg_sys::expression_returns_set(t.expr.cast())
+                            // the planner keeps (and runs) unused volatile outputs: an error
+                            // they raise would tell what they read
+                            || pg_sys::contain_volatile_functions(t.expr.cast())
                     }
                 };
                 if counts {
@@ -196,7 +198,8 @@ impl Walk {
                             }
                         }
                         pg_sys::RTEKind::RTE_SUBQUERY => {
-                            let used = if wanted.contains(&0) {
+                            // every branch of a set operation decides which rows remain
+                            let used = if wanted.contains(&0) || set_operation {
                                 None
                             } else {
                                 Some(wanted)

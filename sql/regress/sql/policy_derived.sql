@@ -329,7 +329,12 @@ FROM unnest(ARRAY[
   'SELECT count(DISTINCT v.*) FROM nlqd.v_acct v',
   'SELECT max(id) FILTER (WHERE ssn > ''0'') FROM nlqd.v_acct',
   'SELECT id FROM nlqd.v_acct GROUP BY GROUPING SETS ((id), (name)) ORDER BY 1',
-  'SELECT DISTINCT ON (name) id FROM nlqd.v_acct ORDER BY name, id'
+  'SELECT DISTINCT ON (name) id FROM nlqd.v_acct ORDER BY name, id',
+  'SELECT ''x'' UNION ALL SELECT ssn FROM nlqd.acct',
+  'SELECT 1 INTERSECT SELECT length(ssn) FROM nlqd.v_acct',
+  'SELECT id FROM (SELECT id FROM nlqd.acct EXCEPT SELECT id FROM nlqd.acct WHERE ssn = ''1'') s',
+  'SELECT id FROM (SELECT id, CASE WHEN ssn = ''123'' AND random() >= 0 THEN 1 / 0 END AS x
+                   FROM nlqd.acct OFFSET 0) s'
 ]) q ORDER BY 1;
 RESET pg_nlq.denied_columns;
 
