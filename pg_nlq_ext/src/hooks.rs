@@ -9,8 +9,10 @@
 //! their ancestors apply to them by column name. An entry's columns are its `selectedCols`,
 //! which through a view name every column the view's definition names; for the entries of the
 //! query the validator checked, it tells the hook which columns each really reads
-//! ([`vet`]), matched on relation, `checkAsUser` and the exact `selectedCols`. Entries it did
-//! not see — the bodies of functions the query calls — stay on `selectedCols`.
+//! ([`vet`]), matched on relation, `checkAsUser` and the exact `selectedCols` — only in the
+//! range tables of the plans made from the very `Query` trees it checked, which a
+//! `planner_hook` recognises by address. Every other plan (the bodies of functions the query
+//! calls, SQL run at plan time) stays on `selectedCols`.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -32,9 +34,13 @@ type Vetted = Vec<(Entry, BTreeSet<i16>)>;
 struct Frame {
     policy: Rc<AccessPolicy>,
     vetted: Vetted,
+    /// Addresses of the `Query` trees the validator checked, and of their plans' range tables.
+    queries: Vec<usize>,
+    range_tables: Vec<usize>,
 }
 
 static mut PREVIOUS_HOOK: pg_sys::ExecutorCheckPerms_hook_type = None;
+static mut PREVIOUS_PLANNER: pg_sys::planner_hook_type = None;
 
 thread_local! {
     /// The policies of the nlq_* calls in progress, innermost last.
@@ -47,6 +53,8 @@ pub fn init() {
     unsafe {
         PREVIOUS_HOOK = pg_sys::ExecutorCheckPerms_hook;
         pg_sys::ExecutorCheckPerms_hook = Some(check_perms);
+        PREVIOUS_PLANNER = pg_sys::planner_hook;
+        pg_sys::planner_hook = Some(plan);
     }
 }
 
@@ -56,19 +64,55 @@ pub fn activate(policy: Rc<AccessPolicy>) -> ActiveGuard {
         a.borrow_mut().push(Frame {
             policy,
             vetted: Vec::new(),
+            queries: Vec::new(),
+            range_tables: Vec::new(),
         })
     });
     ActiveGuard(())
 }
 
 /// Tell the innermost call's hook which columns the validator found each entry of the query
-/// really reads.
-pub fn vet(entries: Vetted) {
+/// really reads, for the plans made from `queries` (the addresses of the checked trees).
+pub fn vet(entries: Vetted, queries: &[usize]) {
     ACTIVE.with(|a| {
         if let Some(frame) = a.borrow_mut().last_mut() {
             frame.vetted.extend(entries);
+            frame.queries.extend_from_slice(queries);
         }
     });
+}
+
+/// The planner, chained: remembers the range table of a plan made from a checked query.
+#[pg_guard]
+unsafe extern "C-unwind" fn plan(
+    parse: *mut pg_sys::Query,
+    query_string: *const std::ffi::c_char,
+    cursor_options: std::ffi::c_int,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    // SAFETY: the previous hook, if any, has this signature; both are called through pgrx's
+    // FFI guard, so an ERROR they raise unwinds as a Rust panic.
+    let planned = unsafe {
+        match PREVIOUS_PLANNER {
+            Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                previous(parse, query_string, cursor_options, bound_params)
+            }),
+            None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
+        }
+    };
+    if !planned.is_null() {
+        ACTIVE.with(|a| {
+            if let Some(frame) = a.borrow_mut().last_mut() {
+                if frame.queries.contains(&(parse as usize)) {
+                    // SAFETY: a plan just made.
+                    frame
+                        .range_tables
+                        .push(unsafe { (*planned).rtable } as usize);
+                }
+            }
+        });
+    }
+    planned
 }
 
 pub struct ActiveGuard(());
@@ -81,18 +125,24 @@ impl Drop for ActiveGuard {
     }
 }
 
-fn current() -> Option<(Rc<AccessPolicy>, Vetted)> {
+/// The innermost call's policy, and what the validator vetted if `range_table` belongs to a
+/// plan of the query it checked.
+fn current(range_table: *mut pg_sys::List) -> Option<(Rc<AccessPolicy>, Vetted)> {
     ACTIVE.with(|a| {
-        a.borrow()
-            .last()
-            .map(|f| (f.policy.clone(), f.vetted.clone()))
+        a.borrow().last().map(|f| {
+            let own = f.range_tables.contains(&(range_table as usize));
+            (
+                f.policy.clone(),
+                if own { f.vetted.clone() } else { Vec::new() },
+            )
+        })
     })
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn check_perms(range_table: *mut pg_sys::List, ereport: bool) -> bool {
     let mut ok = true;
-    if let Some((policy, vetted)) = current().filter(|(p, _)| !p.is_empty()) {
+    if let Some((policy, vetted)) = current(range_table).filter(|(p, _)| !p.is_empty()) {
         // SAFETY: the executor passes a valid range table.
         if let Some(reason) = unsafe { refusal(&policy, &vetted, range_table) } {
             if ereport {

@@ -47,6 +47,8 @@ pub struct Entry {
 pub struct Reads {
     pub relations: BTreeMap<u32, RelationRead>,
     pub entries: BTreeSet<Entry>,
+    /// Addresses of the top-level `Query` trees analysed.
+    pub queries: Vec<usize>,
 }
 
 impl Reads {
@@ -58,6 +60,7 @@ impl Reads {
         let mut walk = Walk::default();
         // SAFETY: guaranteed by the caller.
         unsafe { walk.query(query, used.cloned()) };
+        walk.reads.queries.push(query as usize);
         walk.reads
     }
 
@@ -69,6 +72,7 @@ impl Reads {
             mine.attnums.extend(read.attnums);
         }
         self.entries.extend(other.entries);
+        self.queries.extend(other.queries);
     }
 }
 

@@ -515,7 +515,7 @@ fn describe(touched: &Touched, policies: &Policies, report: &mut Report) {
                 Some((e.clone(), attnums.clone()))
             })
             .collect();
-        crate::hooks::vet(entries);
+        crate::hooks::vet(entries, &touched.reads.queries);
     }
     let mut seen = Vec::new();
     for &oid in &touched.functions {

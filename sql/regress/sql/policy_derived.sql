@@ -84,6 +84,8 @@ CREATE FUNCTION nlqd.stats_of_emp() RETURNS text LANGUAGE plpgsql STABLE AS
                   WHERE schemaname = 'nlqd' AND tablename = 'emp'); END$$;
 CREATE FUNCTION nlqd.acct_id() RETURNS bigint LANGUAGE plpgsql STABLE AS
   $$BEGIN RETURN (SELECT max(id) FROM nlqd.v_acct); END$$;
+CREATE FUNCTION nlqd.mirror() RETURNS text LANGUAGE plpgsql STABLE AS
+  $$BEGIN RETURN (SELECT max(ssn) FROM (SELECT * FROM nlqd.acct) s); END$$;
 CREATE FUNCTION pg_temp.shown(schema_name text)
 RETURNS TABLE (relation text, columns text, extra text) LANGUAGE sql AS $$
   SELECT r->>'name',
@@ -262,6 +264,10 @@ SELECT pg_temp.run('SELECT id FROM nlqd.mv_acct ORDER BY id');
 -- inside a function the hook cannot tell which view columns are used: it stays strict
 SET pg_nlq.allowed_functions = 'nlqd.*';
 SELECT pg_temp.run('SELECT nlqd.acct_id()');
+-- what the validator found of the query's own columns applies to the query's own plan only: a
+-- function body read the same way as the query is still checked on everything it names
+SELECT pg_temp.check('SELECT nlqd.mirror(), id FROM (SELECT * FROM nlqd.acct) s');
+SELECT pg_temp.run('SELECT nlqd.mirror(), id FROM (SELECT * FROM nlqd.acct) s');
 RESET pg_nlq.allowed_functions;
 -- the snapshot shows v_acct without ssn, hides the views whose other parts read ssn
 SELECT * FROM pg_temp.shown('nlqd') WHERE relation LIKE 'v\_%' OR relation = 'mv_acct';
