@@ -82,32 +82,49 @@ pub fn vet(entries: Vetted, queries: &[usize]) {
     });
 }
 
+mod planner {
+    use pgrx::pg_sys;
+
+    unsafe extern "C-unwind" {
+        /// Called unguarded on purpose, see [`super::plan`].
+        pub fn standard_planner(
+            parse: *mut pg_sys::Query,
+            query_string: *const std::ffi::c_char,
+            cursor_options: std::ffi::c_int,
+            bound_params: pg_sys::ParamListInfo,
+        ) -> *mut pg_sys::PlannedStmt;
+    }
+}
+
 /// The planner, chained: remembers the range table of a plan made from a checked query.
-#[pg_guard]
+///
+/// Not a `#[pg_guard]` function, and the planner is called unguarded: an ERROR raised while
+/// planning (a constant folded to a division by zero) must reach the caller's handler as the
+/// ERROR it is, not come back as a Rust panic. Nothing here needs dropping while the planner
+/// runs, and nothing after it can panic.
 unsafe extern "C-unwind" fn plan(
     parse: *mut pg_sys::Query,
     query_string: *const std::ffi::c_char,
     cursor_options: std::ffi::c_int,
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
-    // SAFETY: the previous hook, if any, has this signature; both are called through pgrx's
-    // FFI guard, so an ERROR they raise unwinds as a Rust panic.
+    // SAFETY: the previous hook, if any, has this signature; so has standard_planner.
     let planned = unsafe {
         match PREVIOUS_PLANNER {
-            Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
-                previous(parse, query_string, cursor_options, bound_params)
-            }),
-            None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
+            Some(previous) => previous(parse, query_string, cursor_options, bound_params),
+            None => planner::standard_planner(parse, query_string, cursor_options, bound_params),
         }
     };
     if !planned.is_null() {
-        ACTIVE.with(|a| {
-            if let Some(frame) = a.borrow_mut().last_mut() {
-                if frame.queries.contains(&(parse as usize)) {
-                    // SAFETY: a plan just made.
-                    frame
-                        .range_tables
-                        .push(unsafe { (*planned).rtable } as usize);
+        let _ = ACTIVE.try_with(|a| {
+            if let Ok(mut frames) = a.try_borrow_mut() {
+                if let Some(frame) = frames.last_mut() {
+                    if frame.queries.contains(&(parse as usize)) {
+                        // SAFETY: a plan just made.
+                        frame
+                            .range_tables
+                            .push(unsafe { (*planned).rtable } as usize);
+                    }
                 }
             }
         });
@@ -124,6 +141,8 @@ impl Drop for ActiveGuard {
         });
     }
 }
+
+/// The innermost call's policy, and what the validator vetted if `range_table` belongs to a
 
 /// The innermost call's policy, and what the validator vetted if `range_table` belongs to a
 /// plan of the query it checked.
