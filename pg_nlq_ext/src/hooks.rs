@@ -143,8 +143,6 @@ impl Drop for ActiveGuard {
 }
 
 /// The innermost call's policy, and what the validator vetted if `range_table` belongs to a
-
-/// The innermost call's policy, and what the validator vetted if `range_table` belongs to a
 /// plan of the query it checked.
 fn current(range_table: *mut pg_sys::List) -> Option<(Rc<AccessPolicy>, Vetted)> {
     ACTIVE.with(|a| {
