@@ -167,6 +167,13 @@ RESET pg_nlq.allowed_functions;
 -- the snapshot hides the denied partition, its bound and its rows; and the denied child
 SELECT * FROM pg_temp.shown('nlqd') WHERE relation IN ('pt', 'par', 'chi');
 RESET pg_nlq.denied_relations;
+-- allowed_relations names what may be read directly: a partition read through its allowed
+-- parent is not read directly, so the parent may be read whole, and its partitions only there
+SET pg_nlq.allowed_relations = 'nlqd.pt';
+SELECT q, pg_temp.check(q) AS verdict, pg_temp.run(q) AS run
+FROM unnest(ARRAY['SELECT id, k FROM nlqd.pt ORDER BY 1', 'SELECT id FROM nlqd.pt_a']) q ORDER BY 1;
+SELECT relation, extra FROM pg_temp.shown('nlqd') ORDER BY 1;
+RESET pg_nlq.allowed_relations;
 -- a denied parent denies its partitions and children too
 SET pg_nlq.denied_relations = 'nlqd.pt, nlqd.par';
 SELECT q, pg_temp.check(q) AS verdict
