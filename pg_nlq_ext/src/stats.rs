@@ -10,13 +10,11 @@
 //! for a parent's inherited statistics, on a child, a generated column computed from a denied
 //! one), so calling it directly shows no more than the snapshot does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::CStr;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-
-use std::collections::BTreeSet;
 
 use crate::derived::Checker;
 use crate::error::NlqError;
