@@ -586,6 +586,15 @@ impl<'a> Checker<'a> {
         };
         // SAFETY: a Query read from the catalog.
         let reads = unsafe { Reads::of(query, used) };
+        if reads.incomplete {
+            return Some((
+                Kind::Relation,
+                format!(
+                    "the definition of {} is nested too deeply to tell what it reads",
+                    qualified(&[&me.schema, &me.name])
+                ),
+            ));
+        }
         self.depth += 1;
         let mut found = None;
         for (&rel, read) in &reads.relations {

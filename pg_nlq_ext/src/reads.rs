@@ -42,9 +42,17 @@ pub struct Entry {
     pub selected: Vec<i16>,
 }
 
+/// Expression and query nesting followed before the walk gives up (it then reports itself
+/// incomplete, and its callers fall back to `selectedCols`, or refuse). It also gives up when
+/// the stack nears PostgreSQL's own limit (`stack_is_too_deep`, which does not raise), so the
+/// walk never raises for a deep tree.
+const MAX_DEPTH: usize = 1000;
+
 /// What a query reads.
 #[derive(Debug, Default)]
 pub struct Reads {
+    /// The walk gave up on a tree nested deeper than [`MAX_DEPTH`]: what it found is a part.
+    pub incomplete: bool,
     pub relations: BTreeMap<u32, RelationRead>,
     pub entries: BTreeSet<Entry>,
     /// Addresses of the top-level `Query` trees analysed.
@@ -61,6 +69,7 @@ impl Reads {
         // SAFETY: guaranteed by the caller.
         unsafe { walk.query(query, used.cloned()) };
         walk.reads.queries.push(query as usize);
+        walk.reads.incomplete |= walk.truncated;
         walk.reads
     }
 
@@ -71,6 +80,7 @@ impl Reads {
             mine.expanded |= read.expanded;
             mine.attnums.extend(read.attnums);
         }
+        self.incomplete |= other.incomplete;
         self.entries.extend(other.entries);
         self.queries.extend(other.queries);
     }
@@ -89,18 +99,33 @@ struct Walk {
     /// While walking a row-level security qual: its own level and entry, whose columns do not
     /// count.
     ignore: Option<(usize, u32)>,
+    depth: usize,
+    truncated: bool,
 }
 
 impl Walk {
     unsafe fn query(&mut self, query: *mut pg_sys::Query, used: Option<BTreeSet<i16>>) {
-        if query.is_null() {
+        if query.is_null() || !self.enter() {
             return;
         }
-        // SAFETY: plain checks; an ERROR raised here unwinds through the FFI guard.
-        unsafe {
-            pg_sys::check_stack_depth();
+        // SAFETY: the walk itself.
+        unsafe { self.query_level(query, used) };
+        self.depth -= 1;
+    }
+
+    /// One level deeper, unless that is too deep.
+    fn enter(&mut self) -> bool {
+        // SAFETY: reads the stack pointer against max_stack_depth; never raises.
+        if self.depth >= MAX_DEPTH || unsafe { pg_sys::stack_is_too_deep() } {
+            self.truncated = true;
+            return false;
         }
+        self.depth += 1;
         check_for_interrupts!();
+        true
+    }
+
+    unsafe fn query_level(&mut self, query: *mut pg_sys::Query, used: Option<BTreeSet<i16>>) {
         // SAFETY: the caller passes a valid Query; every cast follows a node tag or list type.
         unsafe {
             let q = &*query;
@@ -313,6 +338,11 @@ unsafe extern "C-unwind" fn read_walker(node: *mut pg_sys::Node, ctx: *mut c_voi
             walk.query(node.cast(), None);
             return false;
         }
-        pg_sys::expression_tree_walker(node, Some(read_walker), ctx)
+        if !walk.enter() {
+            return false;
+        }
+        let stop = pg_sys::expression_tree_walker(node, Some(read_walker), ctx);
+        walk.depth -= 1;
+        stop
     }
 }

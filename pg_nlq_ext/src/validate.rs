@@ -471,6 +471,8 @@ fn describe(touched: &Touched, policies: &Policies, report: &mut Report) {
         // SAFETY: syscache lookup.
         let relkind = unsafe { pg_sys::get_rel_relkind(relid.into()) } as u8;
         let read = touched.reads.relations.get(&relid);
+        // a walk that gave up on a too deep tree falls back to every column named
+        let read = read.filter(|_| !touched.reads.incomplete);
         let attnums = match read {
             // a view: the columns used of its expansion (selectedCols of its entry name every
             // column another view's definition names)
@@ -505,7 +507,7 @@ fn describe(touched: &Touched, policies: &Policies, report: &mut Report) {
         }
         precise.insert(relid, attnums);
     }
-    if access && policies.access.has_column_rules() {
+    if access && policies.access.has_column_rules() && !touched.reads.incomplete {
         let entries = touched
             .reads
             .entries
