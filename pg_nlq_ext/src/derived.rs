@@ -311,6 +311,8 @@ pub struct Checker<'a> {
     rels: HashMap<pg_sys::Oid, Option<Rel>>,
     ancestors: HashMap<pg_sys::Oid, Vec<pg_sys::Oid>>,
     descendants: HashMap<pg_sys::Oid, Vec<pg_sys::Oid>>,
+    /// Stored queries of views and materialized views, read once (walks only read them).
+    queries: HashMap<pg_sys::Oid, Option<usize>>,
     depth: usize,
 }
 
@@ -321,6 +323,7 @@ impl<'a> Checker<'a> {
             rels: HashMap::new(),
             ancestors: HashMap::new(),
             descendants: HashMap::new(),
+            queries: HashMap::new(),
             depth: 0,
         }
     }
@@ -578,7 +581,11 @@ impl<'a> Checker<'a> {
                 ),
             ));
         }
-        let query = stored_query(relid)?;
+        let query = self
+            .queries
+            .entry(relid)
+            .or_insert_with(|| stored_query(relid).map(|q| q as usize))
+            .map(|q| q as *mut pg_sys::Query)?;
         let used = if attnums.contains(&0) {
             None
         } else {

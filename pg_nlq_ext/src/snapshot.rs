@@ -162,12 +162,15 @@ const POLICY_RELATIONS_SQL: &str = "\
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') \
       AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'";
 
+/// Columns of every relation listed (partitions are folded under their root, their columns
+/// never shown).
 const POLICY_COLUMNS_SQL: &str = "\
     SELECT a.attrelid, a.attnum \
     FROM pg_catalog.pg_attribute a \
     JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped \
+      AND NOT c.relispartition \
       AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'";
 
 impl Hidden {

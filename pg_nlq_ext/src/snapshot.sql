@@ -46,13 +46,14 @@ nsp AS MATERIALIZED (
       AND NOT EXISTS (SELECT 1 FROM own
                       WHERE own.classid = 'pg_catalog.pg_namespace'::regclass AND own.objid = n.oid)
 ),
+-- looked up with [NOT] IN, which the planner hashes (neither side is ever NULL)
 hidden_col AS MATERIALIZED (
     SELECT h.relid, h.attnum FROM unnest($8::oid[], $9::int2[]) AS h(relid, attnum)
 ),
 rel AS MATERIALIZED (
     SELECT c.oid, c.relname, c.relkind, c.reltuples, n.nspname,
            pg_catalog.has_table_privilege(c.oid, 'SELECT')
-           AND NOT EXISTS (SELECT 1 FROM hidden_col h WHERE h.relid = c.oid) AS full_access
+           AND c.oid NOT IN (SELECT h.relid FROM hidden_col h) AS full_access
     FROM pg_catalog.pg_class c
     JOIN nsp n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
@@ -86,8 +87,7 @@ col AS MATERIALIZED (
     WHERE a.attnum > 0 AND NOT a.attisdropped
       AND (r.full_access
            OR (pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT')
-               AND NOT EXISTS (SELECT 1 FROM hidden_col h
-                               WHERE h.relid = a.attrelid AND h.attnum = a.attnum)))
+               AND (a.attrelid, a.attnum) NOT IN (SELECT h.relid, h.attnum FROM hidden_col h)))
 ),
 stats AS (
     SELECT s.relid, s.attnum,
@@ -147,8 +147,8 @@ con_cols AS (
            array_agg(a.attname ORDER BY u.i) AS cols,
            bool_and(k.full_access OR a.attnum IS NULL
                     OR (pg_catalog.has_column_privilege(k.conrelid, a.attnum, 'SELECT')
-                        AND NOT EXISTS (SELECT 1 FROM hidden_col h
-                                        WHERE h.relid = k.conrelid AND h.attnum = a.attnum)))
+                        AND (k.conrelid, a.attnum) NOT IN (SELECT h.relid, h.attnum
+                                                           FROM hidden_col h)))
              AS visible
     FROM con k
     CROSS JOIN LATERAL unnest(k.conkey) WITH ORDINALITY u(attnum, i)
@@ -159,8 +159,8 @@ con_refcols AS (
     SELECT k.oid,
            array_agg(a.attname ORDER BY u.i) AS cols,
            bool_and(pg_catalog.has_column_privilege(k.confrelid, a.attnum, 'SELECT')
-                    AND NOT EXISTS (SELECT 1 FROM hidden_col h
-                                    WHERE h.relid = k.confrelid AND h.attnum = a.attnum))
+                    AND (k.confrelid, a.attnum) NOT IN (SELECT h.relid, h.attnum
+                                                        FROM hidden_col h))
              AS visible
     FROM con k
     CROSS JOIN LATERAL unnest(k.confkey) WITH ORDINALITY u(attnum, i)
@@ -238,8 +238,8 @@ idx AS (
                    SELECT 1 FROM unnest(i.indkey::int2[]) k(attnum)
                    WHERE k.attnum > 0
                      AND (NOT pg_catalog.has_column_privilege(i.indrelid, k.attnum, 'SELECT')
-                          OR EXISTS (SELECT 1 FROM hidden_col h
-                                     WHERE h.relid = i.indrelid AND h.attnum = k.attnum)))
+                          OR (i.indrelid, k.attnum) IN (SELECT h.relid, h.attnum
+                                                        FROM hidden_col h)))
                 AND NOT EXISTS (
                    SELECT 1 FROM pg_catalog.pg_depend dep
                    WHERE dep.classid = 'pg_catalog.pg_class'::regclass
@@ -248,9 +248,8 @@ idx AS (
                      AND dep.refobjid = i.indrelid AND dep.refobjsubid > 0
                      AND (NOT pg_catalog.has_column_privilege(i.indrelid, dep.refobjsubid::int2,
                                                               'SELECT')
-                          OR EXISTS (SELECT 1 FROM hidden_col h
-                                     WHERE h.relid = i.indrelid
-                                       AND h.attnum = dep.refobjsubid)))
+                          OR (i.indrelid, dep.refobjsubid::int2) IN (SELECT h.relid, h.attnum
+                                                                     FROM hidden_col h)))
           END
     GROUP BY i.indrelid
 ),
@@ -310,8 +309,7 @@ relations AS (
                'indexes', COALESCE(i.j, '[]'::json),
                -- a definition names the columns it reads: not shown when one is hidden
                'definition', CASE WHEN r.relkind IN ('v', 'm')
-                                       AND NOT EXISTS (SELECT 1 FROM hidden_col h
-                                                       WHERE h.relid = r.oid)
+                                       AND r.oid NOT IN (SELECT h.relid FROM hidden_col h)
                                   THEN pg_catalog.pg_get_viewdef(r.oid, true) END,
                'partition_key', CASE WHEN r.relkind = 'p' AND r.oid <> ALL ($11::oid[])
                                      THEN pg_catalog.pg_get_partkeydef(r.oid) END,
