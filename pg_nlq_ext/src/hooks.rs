@@ -3,8 +3,19 @@
 //! those of every SQL or PL function it calls — and refuses a relation or column the policy
 //! denies. It acts only while `nlq_validate()` / `nlq_run()` is inside its sandbox (see
 //! [`crate::sandbox`]); otherwise it just chains to the previous hook.
+//!
+//! Every relation entry is checked, the inheritance children and partitions the planner adds
+//! (entries without permission bits) included, with [`crate::derived::Checker`]: the rules of
+//! their ancestors apply to them by column name. An entry's columns are its `selectedCols`,
+//! which through a view name every column the view's definition names; for the entries of the
+//! query the validator checked, it tells the hook which columns each really reads
+//! ([`vet`]), matched on relation, `checkAsUser` and the exact `selectedCols` — only in the
+//! range tables of the plans made from the very `Query` trees it checked, which a
+//! `planner_hook` recognises by address. Every other plan (the bodies of functions the query
+//! calls, SQL run at plan time) stays on `selectedCols`.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use pgrx::pg_sys;
@@ -13,14 +24,28 @@ use pgrx::PgList;
 
 use crate::catalog;
 use crate::codes::Code;
+use crate::derived::{Checker, Kind};
 use crate::error::NlqError;
 use crate::policy::AccessPolicy;
+use crate::reads::Entry;
+
+/// Range table entries the validator checked, with the columns each really reads.
+type Vetted = Vec<(Entry, BTreeSet<i16>)>;
+
+struct Frame {
+    policy: Rc<AccessPolicy>,
+    vetted: Vetted,
+    /// Addresses of the `Query` trees the validator checked, and of their plans' range tables.
+    queries: Vec<usize>,
+    range_tables: Vec<usize>,
+}
 
 static mut PREVIOUS_HOOK: pg_sys::ExecutorCheckPerms_hook_type = None;
+static mut PREVIOUS_PLANNER: pg_sys::planner_hook_type = None;
 
 thread_local! {
     /// The policies of the nlq_* calls in progress, innermost last.
-    static ACTIVE: RefCell<Vec<Rc<AccessPolicy>>> = const { RefCell::new(Vec::new()) };
+    static ACTIVE: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Install the hook, chaining whatever was installed before. Called once from `_PG_init`.
@@ -29,13 +54,83 @@ pub fn init() {
     unsafe {
         PREVIOUS_HOOK = pg_sys::ExecutorCheckPerms_hook;
         pg_sys::ExecutorCheckPerms_hook = Some(check_perms);
+        PREVIOUS_PLANNER = pg_sys::planner_hook;
+        pg_sys::planner_hook = Some(plan);
     }
 }
 
 /// Enforce `policy` on every plan the executor starts until the returned guard is dropped.
 pub fn activate(policy: Rc<AccessPolicy>) -> ActiveGuard {
-    ACTIVE.with(|a| a.borrow_mut().push(policy));
+    ACTIVE.with(|a| {
+        a.borrow_mut().push(Frame {
+            policy,
+            vetted: Vec::new(),
+            queries: Vec::new(),
+            range_tables: Vec::new(),
+        })
+    });
     ActiveGuard(())
+}
+
+/// Tell the innermost call's hook which columns the validator found each entry of the query
+/// really reads, for the plans made from `queries` (the addresses of the checked trees).
+pub fn vet(entries: Vetted, queries: &[usize]) {
+    ACTIVE.with(|a| {
+        if let Some(frame) = a.borrow_mut().last_mut() {
+            frame.vetted.extend(entries);
+            frame.queries.extend_from_slice(queries);
+        }
+    });
+}
+
+mod planner {
+    use pgrx::pg_sys;
+
+    unsafe extern "C-unwind" {
+        /// Called unguarded on purpose, see [`super::plan`].
+        pub fn standard_planner(
+            parse: *mut pg_sys::Query,
+            query_string: *const std::ffi::c_char,
+            cursor_options: std::ffi::c_int,
+            bound_params: pg_sys::ParamListInfo,
+        ) -> *mut pg_sys::PlannedStmt;
+    }
+}
+
+/// The planner, chained: remembers the range table of a plan made from a checked query.
+///
+/// Not a `#[pg_guard]` function, and the planner is called unguarded: an ERROR raised while
+/// planning (a constant folded to a division by zero) must reach the caller's handler as the
+/// ERROR it is, not come back as a Rust panic. Nothing here needs dropping while the planner
+/// runs, and nothing after it can panic.
+unsafe extern "C-unwind" fn plan(
+    parse: *mut pg_sys::Query,
+    query_string: *const std::ffi::c_char,
+    cursor_options: std::ffi::c_int,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    // SAFETY: the previous hook, if any, has this signature; so has standard_planner.
+    let planned = unsafe {
+        match PREVIOUS_PLANNER {
+            Some(previous) => previous(parse, query_string, cursor_options, bound_params),
+            None => planner::standard_planner(parse, query_string, cursor_options, bound_params),
+        }
+    };
+    if !planned.is_null() {
+        let _ = ACTIVE.try_with(|a| {
+            if let Ok(mut frames) = a.try_borrow_mut() {
+                if let Some(frame) = frames.last_mut() {
+                    if frame.queries.contains(&(parse as usize)) {
+                        // SAFETY: a plan just made.
+                        frame
+                            .range_tables
+                            .push(unsafe { (*planned).rtable } as usize);
+                    }
+                }
+            }
+        });
+    }
+    planned
 }
 
 pub struct ActiveGuard(());
@@ -48,16 +143,26 @@ impl Drop for ActiveGuard {
     }
 }
 
-fn current() -> Option<Rc<AccessPolicy>> {
-    ACTIVE.with(|a| a.borrow().last().cloned())
+/// The innermost call's policy, and what the validator vetted if `range_table` belongs to a
+/// plan of the query it checked.
+fn current(range_table: *mut pg_sys::List) -> Option<(Rc<AccessPolicy>, Vetted)> {
+    ACTIVE.with(|a| {
+        a.borrow().last().map(|f| {
+            let own = f.range_tables.contains(&(range_table as usize));
+            (
+                f.policy.clone(),
+                if own { f.vetted.clone() } else { Vec::new() },
+            )
+        })
+    })
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn check_perms(range_table: *mut pg_sys::List, ereport: bool) -> bool {
     let mut ok = true;
-    if let Some(policy) = current().filter(|p| !p.is_empty()) {
+    if let Some((policy, vetted)) = current(range_table).filter(|(p, _)| !p.is_empty()) {
         // SAFETY: the executor passes a valid range table.
-        if let Some(reason) = unsafe { refusal(&policy, range_table) } {
+        if let Some(reason) = unsafe { refusal(&policy, &vetted, range_table) } {
             if ereport {
                 NlqError::Refused {
                     code: reason.0,
@@ -86,30 +191,94 @@ unsafe extern "C-unwind" fn check_perms(range_table: *mut pg_sys::List, ereport:
 ///
 /// # Safety
 /// `range_table` must be a valid list of `RangeTblEntry`.
-unsafe fn refusal(policy: &AccessPolicy, range_table: *mut pg_sys::List) -> Option<(Code, String)> {
+unsafe fn refusal(
+    policy: &AccessPolicy,
+    vetted: &Vetted,
+    range_table: *mut pg_sys::List,
+) -> Option<(Code, String)> {
     // SAFETY: guaranteed by the caller.
     let rtes = unsafe { PgList::<pg_sys::RangeTblEntry>::from_pg(range_table) };
+    let mut checker = Checker::new(policy);
     for rte in rtes.iter_ptr() {
         // SAFETY: every element of a range table is a RangeTblEntry.
         let rte = unsafe { &*rte };
-        // Entries without permission bits are inheritance children and the like, checked
-        // through their parent.
-        if rte.rtekind != pg_sys::RTEKind::RTE_RELATION || rte.requiredPerms == 0 {
+        if rte.rtekind != pg_sys::RTEKind::RTE_RELATION {
             continue;
         }
-        let direct = rte.checkAsUser == pg_sys::InvalidOid;
-        let Some((schema, name)) = catalog::relation_name(rte.relid) else {
-            continue;
-        };
-        if let Some(reason) = policy.relation_refusal(&schema, &name, direct) {
-            return Some((Code::ForbiddenRelation, reason));
-        }
+        // Entries without permission bits are the children the planner added for an
+        // inheritance parent (or a view's NEW placeholder): never read directly.
+        let child = rte.requiredPerms == 0;
+        let direct = !child && rte.checkAsUser == pg_sys::InvalidOid;
         // SAFETY: selectedCols of a valid range table entry.
-        for column in unsafe { catalog::selected_columns(rte.relid, rte.selectedCols) } {
-            if let Some(reason) = policy.column_refusal(&schema, &name, &column) {
-                return Some((Code::ForbiddenColumn, reason));
+        let selected = unsafe { catalog::attnums(rte.selectedCols) };
+        let columns = really_read(&mut checker, vetted, rte, child, &selected)
+            .unwrap_or_else(|| selected.iter().copied().collect());
+        // children are entries of their own here, so each is checked as read alone
+        if let Some((kind, reason)) = checker.refusal(rte.relid, direct, false, &columns) {
+            let code = match kind {
+                Kind::Relation => Code::ForbiddenRelation,
+                Kind::Column => Code::ForbiddenColumn,
+            };
+            return Some((code, reason));
+        }
+    }
+    None
+}
+
+/// The columns the validator found `rte` really reads, if it checked it: the entry itself, or
+/// for a child the planner added, its ancestor's entry (columns mapped by name).
+fn really_read(
+    checker: &mut Checker<'_>,
+    vetted: &Vetted,
+    rte: &pg_sys::RangeTblEntry,
+    child: bool,
+    selected: &[i16],
+) -> Option<BTreeSet<i16>> {
+    let user = rte.checkAsUser.to_u32();
+    if !child {
+        return vetted
+            .iter()
+            .find(|(e, _)| {
+                e.relid == rte.relid.to_u32() && e.check_as_user == user && e.selected == selected
+            })
+            .map(|(_, read)| read.clone());
+    }
+    let ancestors = checker.ancestors(rte.relid);
+    let names = |relid: pg_sys::Oid, attnums: &[i16]| -> BTreeSet<String> {
+        let set: BTreeSet<i16> = attnums.iter().copied().collect();
+        let mut out = BTreeSet::new();
+        for a in set {
+            if a == 0 {
+                out.extend(catalog::all_columns(relid));
+            } else if let Some(n) = catalog::attribute_name(relid, a) {
+                out.insert(n);
             }
         }
+        out
+    };
+    let mine = names(rte.relid, selected);
+    for (entry, read) in vetted {
+        let parent: pg_sys::Oid = entry.relid.into();
+        if entry.check_as_user != user || !ancestors.contains(&parent) {
+            continue;
+        }
+        if !mine.is_subset(&names(parent, &entry.selected)) {
+            continue;
+        }
+        let wanted = names(parent, &read.iter().copied().collect::<Vec<_>>());
+        let mut out = BTreeSet::new();
+        for &a in selected {
+            if a < 0 && read.contains(&a) {
+                out.insert(a);
+            } else if a > 0 {
+                if let Some(n) = catalog::attribute_name(rte.relid, a) {
+                    if wanted.contains(&n) {
+                        out.insert(a);
+                    }
+                }
+            }
+        }
+        return Some(out);
     }
     None
 }

@@ -6,12 +6,13 @@
 //! policy hides what `nlq_run()` would refuse ([`Hidden`]). Neither writes, so both are
 //! `STABLE` and safe on a hot standby (no transaction id is ever assigned).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
+use crate::derived;
 use crate::error::NlqError;
 use crate::gucs;
 use crate::jsonb::JsonbDatum;
@@ -72,6 +73,8 @@ fn nlq_schema_snapshot(
                     hidden.relations.into(),
                     hidden.column_relids.into(),
                     hidden.column_attnums.into(),
+                    hidden.partitions.into(),
+                    hidden.partition_keys.into(),
                 ],
             )
             .and_then(|table| table.first().get_one::<JsonbDatum>());
@@ -123,7 +126,7 @@ fn fingerprint(client: &SpiClient<'_>) -> String {
 
 /// The DBA's access policy, as nlq_validate() and nlq_run() apply it. A setting that does not
 /// parse is an error here too (POLICY_ERROR): a broken policy never means "show everything".
-fn access_policy() -> AccessPolicy {
+pub(crate) fn access_policy() -> AccessPolicy {
     match Policies::current() {
         Ok(policies) => (*policies.access).clone(),
         Err(message) => NlqError::Refused {
@@ -138,112 +141,124 @@ fn access_policy() -> AccessPolicy {
 }
 
 /// What the access policy hides from the snapshot: the relations nlq_run() would refuse to
-/// read directly, the views that would read a denied relation or column, and denied columns.
+/// read directly, denied partitions and children (and those of a denied parent), views and
+/// materialized views that would read a denied relation or column whatever columns are used
+/// of them, denied columns (a view's column when reading it would read a denied one, a
+/// generated column computed from one, a column denied on an ancestor or a child), and the
+/// partition keys (with the bounds of the partitions below them) that use a denied column.
+/// Every decision is [`derived::Checker`]'s, the validator's and the runtime hook's own.
 #[derive(Default)]
 struct Hidden {
     relations: Vec<pg_sys::Oid>,
     column_relids: Vec<pg_sys::Oid>,
     column_attnums: Vec<i16>,
+    partitions: Vec<pg_sys::Oid>,
+    partition_keys: Vec<pg_sys::Oid>,
 }
 
 const POLICY_RELATIONS_SQL: &str = "\
-    SELECT c.oid, n.nspname::text, c.relname::text, c.relkind = 'v' \
+    SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text \
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') \
       AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'";
 
+/// Columns of every relation listed (partitions are folded under their root, their columns
+/// never shown).
 const POLICY_COLUMNS_SQL: &str = "\
-    SELECT a.attrelid, a.attnum, n.nspname::text, c.relname::text, a.attname::text \
+    SELECT a.attrelid, a.attnum \
     FROM pg_catalog.pg_attribute a \
     JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped \
+      AND NOT c.relispartition \
       AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'";
-
-/// What each view's rewrite rule reads: (view, relation, column or 0 for the whole relation).
-const VIEW_READS_SQL: &str = "\
-    SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid::int2 \
-    FROM pg_catalog.pg_rewrite r \
-    JOIN pg_catalog.pg_class v ON v.oid = r.ev_class AND v.relkind = 'v' \
-    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass \
-     AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass \
-     AND d.refobjid <> r.ev_class";
 
 impl Hidden {
     fn by(client: &SpiClient<'_>, policy: &AccessPolicy) -> Hidden {
         if policy.is_empty() {
             return Hidden::default();
         }
+        let mut checker = derived::Checker::new(policy);
         // `denied` is what no query may read at all, even through a view; `hidden` adds what
         // allowed_relations leaves out, which a view owned by someone else may still read.
         let mut denied: HashSet<pg_sys::Oid> = HashSet::new();
         let mut hidden: HashSet<pg_sys::Oid> = HashSet::new();
-        if policy.has_relation_rules() {
-            for row in client
-                .select(POLICY_RELATIONS_SQL, None, &[])
-                .unwrap_or_else(spi_failed)
-            {
-                let oid = column::<pg_sys::Oid>(&row, 1);
-                let schema = column::<String>(&row, 2).unwrap_or_default();
-                let name = column::<String>(&row, 3).unwrap_or_default();
-                let Some(oid) = oid else { continue };
-                if policy.relation_refusal(&schema, &name, false).is_some() {
-                    denied.insert(oid);
+        let mut keys = Vec::new();
+        let mut kinds: HashMap<pg_sys::Oid, String> = HashMap::new();
+        for row in client
+            .select(POLICY_RELATIONS_SQL, None, &[])
+            .unwrap_or_else(spi_failed)
+        {
+            let Some(oid) = column::<pg_sys::Oid>(&row, 1) else {
+                continue;
+            };
+            let schema = column::<String>(&row, 2).unwrap_or_default();
+            let name = column::<String>(&row, 3).unwrap_or_default();
+            let kind = column::<String>(&row, 4).unwrap_or_default();
+            let nothing = BTreeSet::new();
+            let refused = match kind.as_str() {
+                "v" => {
+                    checker.refusal(oid, false, false, &nothing).is_some()
+                        || checker.definition_refusal(oid, &nothing).is_some()
                 }
-                if policy.relation_refusal(&schema, &name, true).is_some() {
-                    hidden.insert(oid);
-                }
+                _ => checker.refusal(oid, false, false, &nothing).is_some(),
+            };
+            if refused {
+                denied.insert(oid);
             }
+            if policy.relation_refusal(&schema, &name, true).is_some() {
+                hidden.insert(oid);
+            }
+            if kind == "p" && checker.partition_key_refusal(oid).is_some() {
+                keys.push(oid);
+            }
+            kinds.insert(oid, kind);
         }
-        let mut columns: HashSet<(pg_sys::Oid, i16)> = HashSet::new();
+        let mut columns: Vec<(pg_sys::Oid, i16)> = Vec::new();
         if policy.has_column_rules() {
+            // views whose every column may be read need no column-by-column look
+            let mut whole: HashMap<pg_sys::Oid, bool> = HashMap::new();
             for row in client
                 .select(POLICY_COLUMNS_SQL, None, &[])
                 .unwrap_or_else(spi_failed)
             {
-                let relid = column::<pg_sys::Oid>(&row, 1);
-                let attnum = column::<i16>(&row, 2);
-                let schema = column::<String>(&row, 3).unwrap_or_default();
-                let table = column::<String>(&row, 4).unwrap_or_default();
-                let attname = column::<String>(&row, 5).unwrap_or_default();
-                if let (Some(relid), Some(attnum)) = (relid, attnum) {
-                    if policy.column_refusal(&schema, &table, &attname).is_some() {
-                        columns.insert((relid, attnum));
-                    }
+                let (Some(relid), Some(attnum)) =
+                    (column::<pg_sys::Oid>(&row, 1), column::<i16>(&row, 2))
+                else {
+                    continue;
+                };
+                if denied.contains(&relid) {
+                    continue;
+                }
+                let kind = kinds.get(&relid).map(String::as_str).unwrap_or("");
+                let view = kind == "v" || kind == "m";
+                let one = BTreeSet::from([attnum]);
+                let refused = if view {
+                    let all_fine = *whole.entry(relid).or_insert_with(|| {
+                        let all = BTreeSet::from([0]);
+                        checker.refusal(relid, false, false, &all).is_none()
+                            && (kind != "v" || checker.definition_refusal(relid, &all).is_none())
+                    });
+                    !all_fine
+                        && (checker.refusal(relid, false, false, &one).is_some()
+                            || (kind == "v" && checker.definition_refusal(relid, &one).is_some()))
+                } else {
+                    checker.refusal(relid, false, true, &one).is_some()
+                };
+                if refused {
+                    columns.push((relid, attnum));
                 }
             }
         }
-        // a view that reads a denied relation or column is refused as a whole (nlq_validate
-        // expands it), and so is a view over such a view: propagate to a fixed point
-        let mut reads = Vec::new();
-        for row in client
-            .select(VIEW_READS_SQL, None, &[])
-            .unwrap_or_else(spi_failed)
-        {
-            let view = column::<pg_sys::Oid>(&row, 1);
-            let rel = column::<pg_sys::Oid>(&row, 2);
-            let attnum = column::<i16>(&row, 3).unwrap_or(0);
-            if let (Some(view), Some(rel)) = (view, rel) {
-                reads.push((view, rel, attnum));
-            }
-        }
-        loop {
-            let before = denied.len();
-            for &(view, rel, attnum) in &reads {
-                if denied.contains(&rel) || (attnum > 0 && columns.contains(&(rel, attnum))) {
-                    denied.insert(view);
-                }
-            }
-            if denied.len() == before {
-                break;
-            }
-        }
+        let partitions = denied.iter().copied().collect();
         hidden.extend(denied);
         let (column_relids, column_attnums) = columns.into_iter().unzip();
         Hidden {
             relations: hidden.into_iter().collect(),
             column_relids,
             column_attnums,
+            partitions,
+            partition_keys: keys,
         }
     }
 }

@@ -17,7 +17,10 @@
 -- $6 int     format version of this document
 -- $7 oid[]   relations the DBA's access policy hides (pg_nlq.denied_relations,
 --            pg_nlq.allowed_relations, and views over what they hide); see snapshot.rs
--- $8 oid[], $9 int2[]  columns it hides (pg_nlq.denied_columns), as parallel arrays
+-- $8 oid[], $9 int2[]  columns it hides (pg_nlq.denied_columns, and what reads them), as
+--            parallel arrays
+-- $10 oid[]  partitions it hides (denied, or under a denied parent)
+-- $11 oid[]  partitioned tables whose key uses a hidden column: key and bounds below hidden
 --
 -- The document is built as json text and converted to jsonb once, at the end: jsonb built
 -- level by level re-encodes every nested value at every level, which costs several times more.
@@ -43,13 +46,14 @@ nsp AS MATERIALIZED (
       AND NOT EXISTS (SELECT 1 FROM own
                       WHERE own.classid = 'pg_catalog.pg_namespace'::regclass AND own.objid = n.oid)
 ),
+-- looked up with [NOT] IN, which the planner hashes (neither side is ever NULL)
 hidden_col AS MATERIALIZED (
     SELECT h.relid, h.attnum FROM unnest($8::oid[], $9::int2[]) AS h(relid, attnum)
 ),
 rel AS MATERIALIZED (
     SELECT c.oid, c.relname, c.relkind, c.reltuples, n.nspname,
            pg_catalog.has_table_privilege(c.oid, 'SELECT')
-           AND NOT EXISTS (SELECT 1 FROM hidden_col h WHERE h.relid = c.oid) AS full_access
+           AND c.oid NOT IN (SELECT h.relid FROM hidden_col h) AS full_access
     FROM pg_catalog.pg_class c
     JOIN nsp n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
@@ -83,8 +87,7 @@ col AS MATERIALIZED (
     WHERE a.attnum > 0 AND NOT a.attisdropped
       AND (r.full_access
            OR (pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT')
-               AND NOT EXISTS (SELECT 1 FROM hidden_col h
-                               WHERE h.relid = a.attrelid AND h.attnum = a.attnum)))
+               AND (a.attrelid, a.attnum) NOT IN (SELECT h.relid, h.attnum FROM hidden_col h)))
 ),
 stats AS (
     SELECT s.relid, s.attnum,
@@ -144,8 +147,8 @@ con_cols AS (
            array_agg(a.attname ORDER BY u.i) AS cols,
            bool_and(k.full_access OR a.attnum IS NULL
                     OR (pg_catalog.has_column_privilege(k.conrelid, a.attnum, 'SELECT')
-                        AND NOT EXISTS (SELECT 1 FROM hidden_col h
-                                        WHERE h.relid = k.conrelid AND h.attnum = a.attnum)))
+                        AND (k.conrelid, a.attnum) NOT IN (SELECT h.relid, h.attnum
+                                                           FROM hidden_col h)))
              AS visible
     FROM con k
     CROSS JOIN LATERAL unnest(k.conkey) WITH ORDINALITY u(attnum, i)
@@ -156,8 +159,8 @@ con_refcols AS (
     SELECT k.oid,
            array_agg(a.attname ORDER BY u.i) AS cols,
            bool_and(pg_catalog.has_column_privilege(k.confrelid, a.attnum, 'SELECT')
-                    AND NOT EXISTS (SELECT 1 FROM hidden_col h
-                                    WHERE h.relid = k.confrelid AND h.attnum = a.attnum))
+                    AND (k.confrelid, a.attnum) NOT IN (SELECT h.relid, h.attnum
+                                                        FROM hidden_col h))
              AS visible
     FROM con k
     CROSS JOIN LATERAL unnest(k.confkey) WITH ORDINALITY u(attnum, i)
@@ -235,8 +238,8 @@ idx AS (
                    SELECT 1 FROM unnest(i.indkey::int2[]) k(attnum)
                    WHERE k.attnum > 0
                      AND (NOT pg_catalog.has_column_privilege(i.indrelid, k.attnum, 'SELECT')
-                          OR EXISTS (SELECT 1 FROM hidden_col h
-                                     WHERE h.relid = i.indrelid AND h.attnum = k.attnum)))
+                          OR (i.indrelid, k.attnum) IN (SELECT h.relid, h.attnum
+                                                        FROM hidden_col h)))
                 AND NOT EXISTS (
                    SELECT 1 FROM pg_catalog.pg_depend dep
                    WHERE dep.classid = 'pg_catalog.pg_class'::regclass
@@ -245,9 +248,8 @@ idx AS (
                      AND dep.refobjid = i.indrelid AND dep.refobjsubid > 0
                      AND (NOT pg_catalog.has_column_privilege(i.indrelid, dep.refobjsubid::int2,
                                                               'SELECT')
-                          OR EXISTS (SELECT 1 FROM hidden_col h
-                                     WHERE h.relid = i.indrelid
-                                       AND h.attnum = dep.refobjsubid)))
+                          OR (i.indrelid, dep.refobjsubid::int2) IN (SELECT h.relid, h.attnum
+                                                                     FROM hidden_col h)))
           END
     GROUP BY i.indrelid
 ),
@@ -260,6 +262,7 @@ part AS MATERIALIZED (
     JOIN pg_catalog.pg_namespace pn ON pn.oid = c.relnamespace
     JOIN pg_catalog.pg_inherits inh ON inh.inhrelid = c.oid
     WHERE c.relispartition AND c.relkind IN ('r', 'p', 'f')
+      AND c.oid <> ALL ($10::oid[])
 ),
 parts AS (
     SELECT p.root,
@@ -267,7 +270,7 @@ parts AS (
                'schema', p.nspname,
                'name', p.relname,
                'parent', CASE WHEN p.inhparent <> p.root THEN pp.relname END,
-               'bound', p.bound,
+               'bound', CASE WHEN p.inhparent <> ALL ($11::oid[]) THEN p.bound END,
                'row_estimate', CASE WHEN p.relkind = 'p' OR p.reltuples < 0 THEN NULL
                                     ELSE p.reltuples::bigint END
            ) ORDER BY p.nspname, p.relname) AS j,
@@ -304,9 +307,11 @@ relations AS (
                'foreign_keys', COALESCE(k.fk, '[]'::json),
                'check_constraints', COALESCE(k.ck, '[]'::json),
                'indexes', COALESCE(i.j, '[]'::json),
+               -- a definition names the columns it reads: not shown when one is hidden
                'definition', CASE WHEN r.relkind IN ('v', 'm')
+                                       AND r.oid NOT IN (SELECT h.relid FROM hidden_col h)
                                   THEN pg_catalog.pg_get_viewdef(r.oid, true) END,
-               'partition_key', CASE WHEN r.relkind = 'p'
+               'partition_key', CASE WHEN r.relkind = 'p' AND r.oid <> ALL ($11::oid[])
                                      THEN pg_catalog.pg_get_partkeydef(r.oid) END,
                'partitions', CASE WHEN r.relkind = 'p' THEN COALESCE(pa.j, '[]'::json) END,
                'foreign_server', fs.srvname

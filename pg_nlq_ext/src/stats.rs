@@ -4,14 +4,19 @@
 //! before any join, which costs seconds on an estate of a thousand tables. This function looks
 //! up exactly the columns asked for and applies the same rules as `pg_stats` itself: the caller
 //! must be able to SELECT the column (table-level SELECT covers all columns), and a table whose
-//! row-level security is active for the caller shows no statistics at all.
+//! row-level security is active for the caller shows no statistics at all. On top of that it
+//! applies the caller's pg_nlq access policy ([`crate::derived::Checker`]): nothing for a
+//! denied relation or column (a denied partition or child, a column denied on an ancestor or,
+//! for a parent's inherited statistics, on a child, a generated column computed from a denied
+//! one), so calling it directly shows no more than the snapshot does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::CStr;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
+use crate::derived::Checker;
 use crate::error::NlqError;
 
 type StatsRow = (
@@ -56,6 +61,8 @@ fn _nlq_column_stats(
     // SAFETY: reads the current user id, always valid in a backend.
     let user = unsafe { pg_sys::GetUserId() };
     let mut access: HashMap<pg_sys::Oid, Access> = HashMap::new();
+    let policy = crate::snapshot::access_policy();
+    let mut checker = Checker::new(&policy);
     let mut rows = Vec::new();
     for i in 0..n {
         let (relid, attnum) = (relids[i], attnums[i]);
@@ -67,6 +74,10 @@ fn _nlq_column_stats(
             Access::None => false,
             Access::SomeColumns => column_readable(relid, attnum, user),
         };
+        let readable = readable
+            && checker
+                .refusal(relid, false, inherited[i], &BTreeSet::from([attnum]))
+                .is_none();
         if readable {
             if let Some(row) = column_stats(
                 relid,

@@ -17,6 +17,7 @@
 //! re-analyse the query between the check and the execution.
 
 use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CStr;
 use std::rc::Rc;
 
@@ -29,6 +30,7 @@ use crate::catalog;
 pub use crate::codes::Code;
 use crate::costs::FixedCosts;
 use crate::encoding::{self, SqlText};
+use crate::derived;
 use crate::error::NlqError;
 use crate::gucs;
 use crate::jsonb::JsonbDatum;
@@ -382,53 +384,83 @@ fn internal(context: &'static str) -> ! {
 }
 
 /// Names of what was touched, and the policy decisions on them.
+///
+/// Columns are those the query really reads ([`crate::reads`]): through a view, only the view
+/// columns the query uses and what the view's other clauses read. A view's own columns are its
+/// `selectedCols` (the rewriter moves the outer query's use of the view there). The relation
+/// and column rules are applied with [`derived::Checker`]: ancestors and children,
+/// materialized views' definitions, generated columns, partition keys, statistics catalogs.
+/// The runtime hook is told which columns each range table entry really reads
+/// ([`crate::hooks::vet`]), so it agrees with this verdict on the query's own plan.
 fn describe(touched: &Touched, policies: &Policies, report: &mut Report) {
     for (code, message) in &touched.violations {
         report.refuse(*code, message.clone());
     }
     let lists = report.want_lists;
-    let need_relations = lists || policies.access.has_relation_rules();
-    let need_columns = lists || policies.access.has_column_rules();
+    let access = !policies.access.is_empty();
     let (mut relations, mut columns, mut functions) = (Vec::new(), Vec::new(), Vec::new());
     let mut relation_refusal = None;
     let mut column_refusal = None;
     let mut function_refusal = None;
+    let mut checker = derived::Checker::new(&policies.access);
+    let mut precise: BTreeMap<u32, BTreeSet<i16>> = BTreeMap::new();
     for (&relid, usage) in &touched.relations {
-        if !need_relations && !need_columns {
+        if !lists && !access {
             break;
         }
         let Some((schema, name)) = catalog::relation_name(relid.into()) else {
             continue;
         };
+        // SAFETY: syscache lookup.
+        let relkind = unsafe { pg_sys::get_rel_relkind(relid.into()) } as u8;
+        let read = touched.reads.relations.get(&relid);
+        // a walk that gave up on a too deep tree falls back to every column named
+        let read = read.filter(|_| !touched.reads.incomplete);
+        let attnums = match read {
+            // a view: the columns used of its expansion (selectedCols of its entry name every
+            // column another view's definition names)
+            Some(read) if relkind != b'v' || read.expanded => read.attnums.clone(),
+            _ => usage.attnums.clone(),
+        };
+        let inh = usage.inh || read.is_some_and(|r| r.inh);
         if lists {
             relations.push(catalog::qualified(&[&schema, &name]));
-        }
-        if relation_refusal.is_none() {
-            relation_refusal = policies
-                .access
-                .relation_refusal(&schema, &name, usage.direct);
-        }
-        if !need_columns {
-            continue;
-        }
-        let mut names = Vec::new();
-        for &attnum in &usage.attnums {
-            if attnum == 0 {
-                names.extend(catalog::all_columns(relid.into()));
-            } else if let Some(column) = catalog::attribute_name(relid.into(), attnum) {
-                names.push(column);
+            let mut names = Vec::new();
+            for &attnum in &attnums {
+                if attnum == 0 {
+                    names.extend(catalog::all_columns(relid.into()));
+                } else if let Some(column) = catalog::attribute_name(relid.into(), attnum) {
+                    names.push(column);
+                }
             }
-        }
-        names.sort();
-        names.dedup();
-        for column in names {
-            if lists {
+            for column in names {
                 columns.push(catalog::qualified(&[&schema, &name, &column]));
             }
-            if column_refusal.is_none() {
-                column_refusal = policies.access.column_refusal(&schema, &name, &column);
+        }
+        if access {
+            match checker.refusal(relid.into(), usage.direct, inh, &attnums) {
+                Some((derived::Kind::Relation, m)) if relation_refusal.is_none() => {
+                    relation_refusal = Some(m)
+                }
+                Some((derived::Kind::Column, m)) if column_refusal.is_none() => {
+                    column_refusal = Some(m)
+                }
+                _ => {}
             }
         }
+        precise.insert(relid, attnums);
+    }
+    if access && policies.access.has_column_rules() && !touched.reads.incomplete {
+        let entries = touched
+            .reads
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let attnums = precise.get(&e.relid)?;
+                Some((e.clone(), attnums.clone()))
+            })
+            .collect();
+        crate::hooks::vet(entries, &touched.reads.queries);
     }
     let mut seen = Vec::new();
     for &oid in &touched.functions {
@@ -449,6 +481,9 @@ fn describe(touched: &Touched, policies: &Policies, report: &mut Report) {
     for f in &seen {
         if lists {
             functions.push(catalog::qualified(&[&f.schema, &f.name]));
+        }
+        if function_refusal.is_none() {
+            function_refusal = checker.function_refusal(&f.schema, &f.name);
         }
         if function_refusal.is_none() {
             function_refusal = policies.functions.refusal(&FunctionInfo {

@@ -149,8 +149,10 @@ unsafe fn raw_node(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
 pub struct RelationUse {
     /// Read with the caller's own privileges somewhere (not only behind a view).
     pub direct: bool,
-    /// Attribute numbers read; 0 is a whole-row reference.
+    /// Attribute numbers named (`selectedCols`); 0 is a whole-row reference.
     pub attnums: BTreeSet<i16>,
+    /// Read with its inheritance children or partitions somewhere (not `ONLY`).
+    pub inh: bool,
 }
 
 /// Built-in type input and receive functions that take the type to make as an argument.
@@ -186,6 +188,8 @@ pub struct Touched {
     pub row_security: bool,
     /// Query levels seen (see [`MAX_QUERIES`]).
     queries: u32,
+    /// The columns really read, level by level ([`crate::reads`]).
+    pub reads: crate::reads::Reads,
 }
 
 impl Touched {
@@ -201,6 +205,9 @@ impl Touched {
         if let Some(Err((code, message))) = self.bound.take().map(|mut b| b.finish()) {
             self.violation(code, &message);
         }
+        // SAFETY: as above.
+        let reads = unsafe { crate::reads::Reads::of(query, None) };
+        self.reads.merge(reads);
     }
 
     fn violation(&mut self, code: Code, message: &str) {
@@ -298,6 +305,7 @@ impl Touched {
         if rte.requiredPerms != 0 && rte.checkAsUser == pg_sys::InvalidOid {
             entry.direct = true;
         }
+        entry.inh |= rte.inh;
         // SAFETY: selectedCols of a valid range table entry.
         entry
             .attnums
