@@ -785,7 +785,7 @@ fn nlq_policy_check() -> TableIterator<
         name!(problem, Option<String>),
     ),
 > {
-    let catalog = Spi::connect(|client| Catalog::read(client));
+    let catalog = Spi::connect(Catalog::read);
     let mut rows = findings(true, Some(&catalog));
     rows.sort_by(|a, b| {
         (
