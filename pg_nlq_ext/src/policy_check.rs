@@ -470,9 +470,12 @@ pub fn note_load(before: Vec<(String, String, pg_sys::GucSource::Type)>) {
                 source: source_name(source).to_string(),
                 role: None,
                 database: None,
-                problems: vec![format!("{problem}; fix it and reconnect")],
+                problems: vec![format!(
+                    "{problem}; fix it, then reconnect (restart the server if pg_nlq is in \
+                     shared_preload_libraries)"
+                )],
                 error: true,
-                origin: format!("{} before pg_nlq was loaded", source_name(source)),
+                origin: format!("from the {} when pg_nlq was loaded", source_name(source)),
                 priority: 0,
             });
         }
