@@ -298,9 +298,11 @@ fn database_name(oid: pg_sys::Oid) -> String {
     }
 }
 
-/// Every `pg_nlq.*` entry of `pg_db_role_setting` (every role, every database), in catalog
-/// order. One heap scan of the catalog, under the catalog snapshot.
-fn stored() -> Vec<Stored> {
+/// The `pg_nlq.*` entries of `pg_db_role_setting`, in catalog order: every one, or with
+/// `only = Some((database, roles))` those that apply to that database and one of those roles.
+/// One heap scan of the catalog, under the catalog snapshot; the settings of other rows are
+/// not even decoded.
+fn stored(only: Option<(pg_sys::Oid, &[pg_sys::Oid])>) -> Vec<Stored> {
     let mut out = Vec::new();
     // SAFETY: a catalog scan as postinit.c's ApplySetting does, closed before returning; the
     // text[] is deconstructed into palloc'd copies read at once.
@@ -330,6 +332,17 @@ fn stored() -> Vec<Stored> {
                 pg_sys::Oid::from(d.value() as u32)
             };
             let (database, role) = (oid(ANUM_SETDATABASE), oid(ANUM_SETROLE));
+            if let Some((db, roles)) = only {
+                let entry = Stored {
+                    database,
+                    role,
+                    name: String::new(),
+                    value: String::new(),
+                };
+                if !roles.iter().any(|&r| entry.applies(db, r)) {
+                    continue;
+                }
+            }
             let config = pg_sys::heap_getattr(tuple, ANUM_SETCONFIG, desc, &mut null);
             if null {
                 continue;
@@ -487,11 +500,15 @@ pub fn note_load(before: Vec<(String, String, pg_sys::GucSource::Type)>) {
 
 /// Catalog names the patterns are matched against (nlq_policy_check() only).
 struct Catalog {
+    /// Roles that cannot log in (`NOLOGIN`), by OID.
+    nologin: Vec<u32>,
     relations: Vec<Vec<String>>,
     columns: Vec<Vec<String>>,
     functions: Vec<Vec<String>>,
 }
 
+const CATALOG_NOLOGIN: &str =
+    "SELECT r.oid::pg_catalog.text FROM pg_catalog.pg_roles r WHERE NOT r.rolcanlogin";
 const CATALOG_RELATIONS: &str = "\
     SELECT n.nspname::text, c.relname::text \
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -525,6 +542,10 @@ impl Catalog {
                 .collect()
         };
         Catalog {
+            nologin: rows(CATALOG_NOLOGIN, 1)
+                .iter()
+                .filter_map(|r| r.first().and_then(|oid| oid.parse().ok()))
+                .collect(),
             relations: rows(CATALOG_RELATIONS, 2),
             columns: rows(CATALOG_COLUMNS, 3),
             functions: rows(CATALOG_FUNCTIONS, 2),
@@ -571,7 +592,6 @@ fn current_database() -> pg_sys::Oid {
 /// The findings: every stored entry if `all`, else only those that apply to this session;
 /// with `catalog`, pattern warnings too.
 fn findings(all: bool, catalog: Option<&Catalog>) -> Vec<Finding> {
-    let entries = stored();
     let vars = variables();
     let database = current_database();
     // SAFETY: the session's and the current user ids, always valid in a backend.
@@ -580,6 +600,7 @@ fn findings(all: bool, catalog: Option<&Catalog>) -> Vec<Finding> {
     if current_user != session_user {
         roles.push(current_user);
     }
+    let entries = stored((!all).then_some((database, roles.as_slice())));
     let applies = |e: &Stored| roles.iter().any(|&r| e.applies(database, r));
 
     let mut out: Vec<Finding> = Vec::new();
@@ -599,6 +620,17 @@ fn findings(all: bool, catalog: Option<&Catalog>) -> Vec<Finding> {
             origin: e.command(),
             priority: e.source(),
         };
+        if let Some(catalog) = catalog {
+            if catalog.nologin.contains(&e.role.to_u32()) {
+                f.add(
+                    "its role cannot log in, and PostgreSQL applies a role's settings only at \
+                     that role's own login, never to its members (under SET ROLE to it, pg_nlq \
+                     refuses to work): store it for the role that logs in"
+                        .to_string(),
+                    false,
+                );
+            }
+        }
         match gucs::setting(&e.name) {
             None => f.add("no such pg_nlq setting".to_string(), true),
             Some(setting) => match parse(setting, vars.get(setting.name), &e.value) {

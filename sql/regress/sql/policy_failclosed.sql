@@ -166,6 +166,12 @@ RESET pg_nlq.denied_relations;
 SELECT * FROM fc.probe();
 \c - postgres
 ALTER ROLE nlq_fc_r RESET ALL;
+-- a role that cannot log in: its settings reach no session, not even its members'
+CREATE ROLE nlq_fc_group NOLOGIN;
+GRANT nlq_fc_group TO nlq_fc_r;
+ALTER ROLE nlq_fc_group SET pg_nlq.denied_relations = 'fc_sales.orders';
+SELECT setting, value, source, severity, problem FROM nlq_policy_check() WHERE role = 'nlq_fc_group';
+DROP ROLE nlq_fc_group;
 
 -- 10. a relation denied by the name it was created with, longer than PostgreSQL keeps
 --     (70 characters, stored as the first 63): the pattern is truncated the same way
