@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::db::{self, Database};
+use crate::db::{self, Database, PolicyProblem};
 use crate::settings::Settings;
 
 /// What `check-config` found.
@@ -41,6 +41,7 @@ pub async fn check(settings: &Settings) -> Report {
     let mut warned_roles = std::collections::BTreeSet::new();
     // escaped name → the servers that have it, to say which names get qualified
     let mut servers_of: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut policy_seen = std::collections::BTreeSet::new();
     for server in &settings.servers {
         out.text.push_str(&format!("server {}\n", server.name));
         let names = match db::discover(server, &settings.database).await {
@@ -94,6 +95,7 @@ pub async fn check(settings: &Settings) -> Report {
                              least-privilege role (sql/bridge_role.sql)"
                         ));
                     }
+                    report_policy(&database, &name, &role, &mut policy_seen, &mut out).await;
                     match database.load().await {
                         Ok(cached) => {
                             usable += 1;
@@ -142,6 +144,60 @@ pub async fn check(settings: &Settings) -> Report {
             }
         )),
     }
+}
+
+/// The problems `nlq_policy_check()` lists in database `name`: an error where it stops pg_nlq
+/// for the bridge's role here, else a warning. `pg_db_role_setting` is shared by the whole
+/// server, so an entry for every database is shown once per server (`seen`), and one stored
+/// for another database is left to that database's own check.
+async fn report_policy(
+    database: &Database,
+    name: &str,
+    role: &str,
+    seen: &mut std::collections::BTreeSet<PolicyProblem>,
+    out: &mut Lines,
+) {
+    let problems = match database.policy_problems().await {
+        Ok(p) => p,
+        Err(err) => {
+            out.warn(format!(
+                "{name}: the stored pg_nlq settings could not be checked: {}",
+                err.message
+            ));
+            return;
+        }
+    };
+    for p in problems {
+        if p.database.as_deref().is_some_and(|d| d != name) || !seen.insert(p.clone()) {
+            continue;
+        }
+        let line = format!("{name}: {}", describe_policy_problem(&p));
+        if p.error && p.role.as_deref().is_none_or(|r| r == role) {
+            out.bad(line);
+        } else {
+            out.warn(line);
+        }
+    }
+}
+
+/// `pg_nlq.x = 'v' (ALTER ROLE r SET): problem`, naming the command that stored it.
+fn describe_policy_problem(p: &PolicyProblem) -> String {
+    let stored = match (p.source.as_str(), &p.role, &p.database) {
+        ("database user", Some(r), Some(d)) => format!("ALTER ROLE {r} IN DATABASE {d} SET"),
+        ("user", Some(r), _) => format!("ALTER ROLE {r} SET"),
+        ("database", _, Some(d)) => format!("ALTER DATABASE {d} SET"),
+        ("global", _, _) => "ALTER ROLE ALL SET".to_string(),
+        (source, _, _) => format!("from {source}"),
+    };
+    format!(
+        "{}{} ({stored}): {}",
+        p.setting,
+        p.value
+            .as_deref()
+            .map(|v| format!(" = '{}'", v.replace('\'', "''")))
+            .unwrap_or_default(),
+        p.problem
+    )
 }
 
 fn indent(text: &str) -> String {
@@ -236,4 +292,48 @@ async fn bounded_json(mut resp: reqwest::Response) -> serde_json::Value {
         body.extend_from_slice(&chunk);
     }
     serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(source: &str, role: Option<&str>, database: Option<&str>) -> PolicyProblem {
+        PolicyProblem {
+            setting: "pg_nlq.deny_relations".into(),
+            value: Some("sales.*".into()),
+            source: source.into(),
+            role: role.map(str::to_string),
+            database: database.map(str::to_string),
+            error: true,
+            problem: "no such pg_nlq setting".into(),
+        }
+    }
+
+    #[test]
+    fn policy_problems_name_the_command_that_stored_them() {
+        assert_eq!(
+            describe_policy_problem(&problem("user", Some("r"), None)),
+            "pg_nlq.deny_relations = 'sales.*' (ALTER ROLE r SET): no such pg_nlq setting"
+        );
+        assert_eq!(
+            describe_policy_problem(&problem("database user", Some("r"), Some("d"))),
+            "pg_nlq.deny_relations = 'sales.*' (ALTER ROLE r IN DATABASE d SET): no such pg_nlq \
+             setting"
+        );
+        assert_eq!(
+            describe_policy_problem(&problem("database", None, Some("d"))),
+            "pg_nlq.deny_relations = 'sales.*' (ALTER DATABASE d SET): no such pg_nlq setting"
+        );
+        assert_eq!(
+            describe_policy_problem(&problem("global", None, None)),
+            "pg_nlq.deny_relations = 'sales.*' (ALTER ROLE ALL SET): no such pg_nlq setting"
+        );
+        let mut file = problem("configuration file", None, None);
+        file.value = Some("it's".into());
+        assert_eq!(
+            describe_policy_problem(&file),
+            "pg_nlq.deny_relations = 'it''s' (from configuration file): no such pg_nlq setting"
+        );
+    }
 }

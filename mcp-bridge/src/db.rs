@@ -528,6 +528,33 @@ impl Database {
         .with_detail(said)
     }
 
+    /// The rows of `nlq_policy_check()` that have a problem: stored `pg_nlq.*` settings that
+    /// are not in force (pg_nlq then refuses to work) and patterns that match nothing.
+    pub async fn policy_problems(&self) -> Result<Vec<PolicyProblem>, ToolError> {
+        let (client, schema) = self.client_and_schema().await?;
+        let statement = format!(
+            "SELECT setting, value, source, role, database, severity = 'error', problem \
+             FROM {schema}.nlq_policy_check() WHERE problem IS NOT NULL"
+        );
+        let rows = tokio::time::timeout(self.query_timeout, client.query(&statement, &[])).await;
+        let rows = self
+            .bounded(client, rows, "nlq_policy_check()")?
+            .map_err(|e| self.db_error(&e))?;
+        rows.iter()
+            .map(|row| {
+                Ok(PolicyProblem {
+                    setting: row.try_get(0).map_err(|e| self.db_error(&e))?,
+                    value: row.try_get(1).map_err(|e| self.db_error(&e))?,
+                    source: row.try_get(2).map_err(|e| self.db_error(&e))?,
+                    role: row.try_get(3).map_err(|e| self.db_error(&e))?,
+                    database: row.try_get(4).map_err(|e| self.db_error(&e))?,
+                    error: row.try_get(5).map_err(|e| self.db_error(&e))?,
+                    problem: row.try_get(6).map_err(|e| self.db_error(&e))?,
+                })
+            })
+            .collect()
+    }
+
     /// The session's role, whether it is a superuser (or may bypass row-level security), and
     /// the installed pg_nlq version (`None` when missing): what `check-config` reports.
     pub async fn role_check(&self) -> Result<(String, bool, Option<String>), ToolError> {
@@ -601,6 +628,22 @@ fn parse_document<T: serde::de::DeserializeOwned>(
     serde_json::from_str(text).map_err(|e| {
         ToolError::internal(format!("{function} returned an unexpected document: {e}"))
     })
+}
+
+/// One row of `nlq_policy_check()` with a problem (see [`Database::policy_problems`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PolicyProblem {
+    pub setting: String,
+    pub value: Option<String>,
+    /// `database user`, `user`, `database`, `global` (stored), else where it is in force from.
+    pub source: String,
+    /// Whom it is stored for; `None`: every role (or not stored).
+    pub role: Option<String>,
+    /// `None`: every database (or not stored).
+    pub database: Option<String>,
+    /// pg_nlq refuses to work (POLICY_ERROR) where it applies; else a warning.
+    pub error: bool,
+    pub problem: String,
 }
 
 /// The databases `server` offers (discovery), or its explicit list, minus its exclusions.

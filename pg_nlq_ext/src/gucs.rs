@@ -1,5 +1,9 @@
 //! The `pg_nlq.*` settings. Registered in `_PG_init`; the prefix is reserved so a misspelt
-//! `pg_nlq.` setting is reported instead of silently ignored.
+//! `pg_nlq.` setting is refused when typed in a session where pg_nlq is loaded. A misspelt or
+//! invalid setting that arrives another way (stored by `ALTER ROLE/DATABASE ... SET` in a
+//! session where pg_nlq was not loaded, or from a configuration file) is only warned about by
+//! PostgreSQL and dropped; [`crate::policy_check`] then makes every pg_nlq function fail with
+//! POLICY_ERROR until it is fixed.
 
 use std::ffi::{c_char, c_void, CStr, CString};
 
@@ -40,6 +44,121 @@ pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(1_000);
 pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 /// Most bytes of row data nlq_run() returns (JSON text of the rows).
 pub static MAX_RESULT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024 * 1024);
+
+/// What a `pg_nlq.*` setting holds: enough to check a stored value without applying it
+/// (see [`crate::policy_check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A pattern list of `min..=max` dotted parts naming objects of `target`.
+    Patterns {
+        min: usize,
+        max: usize,
+        target: Target,
+    },
+    /// An integer, with its unit flags (`GUC_UNIT_*`).
+    Int {
+        flags: i32,
+    },
+    Real,
+}
+
+/// What a pattern list names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Relations,
+    Columns,
+    Functions,
+}
+
+/// One `pg_nlq.*` setting.
+#[derive(Debug)]
+pub struct Setting {
+    pub name: &'static str,
+    pub kind: Kind,
+}
+
+const RELATIONS: Kind = Kind::Patterns {
+    min: 1,
+    max: 2,
+    target: Target::Relations,
+};
+const FUNCTIONS: Kind = Kind::Patterns {
+    min: 1,
+    max: 2,
+    target: Target::Functions,
+};
+const PLAIN_INT: Kind = Kind::Int { flags: 0 };
+const MS: Kind = Kind::Int {
+    flags: pg_sys::GUC_UNIT_MS as i32,
+};
+
+/// Every setting `init` defines.
+pub static SETTINGS: &[Setting] = &[
+    Setting {
+        name: "pg_nlq.denied_relations",
+        kind: RELATIONS,
+    },
+    Setting {
+        name: "pg_nlq.allowed_relations",
+        kind: RELATIONS,
+    },
+    Setting {
+        name: "pg_nlq.denied_columns",
+        kind: Kind::Patterns {
+            min: 2,
+            max: 3,
+            target: Target::Columns,
+        },
+    },
+    Setting {
+        name: "pg_nlq.allowed_functions",
+        kind: FUNCTIONS,
+    },
+    Setting {
+        name: "pg_nlq.denied_functions",
+        kind: FUNCTIONS,
+    },
+    Setting {
+        name: "pg_nlq.max_cost",
+        kind: Kind::Real,
+    },
+    Setting {
+        name: "pg_nlq.max_rows_estimate",
+        kind: Kind::Real,
+    },
+    Setting {
+        name: "pg_nlq.statement_timeout",
+        kind: MS,
+    },
+    Setting {
+        name: "pg_nlq.lock_timeout",
+        kind: MS,
+    },
+    Setting {
+        name: "pg_nlq.max_rows",
+        kind: PLAIN_INT,
+    },
+    Setting {
+        name: "pg_nlq.max_result_bytes",
+        kind: Kind::Int {
+            flags: pg_sys::GUC_UNIT_BYTE as i32,
+        },
+    },
+    Setting {
+        name: "pg_nlq.stats_common_values",
+        kind: PLAIN_INT,
+    },
+    Setting {
+        name: "pg_nlq.stats_value_length",
+        kind: PLAIN_INT,
+    },
+];
+
+/// The setting called `name` (compared as PostgreSQL compares setting names: ASCII case
+/// ignored).
+pub fn setting(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+}
 
 /// The current value of a string setting ("" when unset).
 pub fn string_value(setting: &GucSetting<Option<CString>>) -> String {
@@ -241,6 +360,9 @@ fn define_policy_gucs() {
 }
 
 pub fn init() {
+    // what was set under pg_nlq.* before the library was loaded, to tell afterwards what
+    // PostgreSQL dropped or refused (with a mere WARNING) when the real settings were defined
+    let before = crate::policy_check::placeholders();
     define_policy_gucs();
     GucRegistry::define_int_guc(
         c"pg_nlq.stats_common_values",
@@ -264,4 +386,5 @@ pub fn init() {
     );
     // SAFETY: called once from _PG_init with a static C string.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"pg_nlq".as_ptr()) };
+    crate::policy_check::note_load(before);
 }

@@ -9,6 +9,8 @@
 //! - [`run`]: `nlq_run()`, executing the checked plan in the [`sandbox`] (always rolled back,
 //!   read-only, timed out) under the executor permission [`hooks`];
 //! - [`policy`]: the DBA's access, function and cost policy, plain Rust;
+//! - [`policy_check`]: fail closed when the stored policy is not the one in force, and
+//!   `nlq_policy_check()`;
 //! - [`gucs`]: the `pg_nlq.*` settings; [`error`]: errors and their SQLSTATEs;
 //! - [`jsonb`]: jsonb values passed to and from PostgreSQL without a detour through text.
 
@@ -27,6 +29,7 @@ pub mod hooks;
 pub mod jsonb;
 pub mod policy;
 pub mod reads;
+mod policy_check;
 pub mod run;
 pub mod sandbox;
 pub mod snapshot;

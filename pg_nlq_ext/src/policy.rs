@@ -13,8 +13,34 @@
 //! - relations: `[schema.]relation`
 //! - columns: `[[schema.]table.]column` — at least `table.column`
 //! - functions: `[schema.]function` (every overload)
+//!
+//! Names are truncated as PostgreSQL truncates identifiers: to `NAMEDATALEN - 1` = 63 bytes,
+//! on a character boundary, quoted or not (a relation created as a 70-character name is stored
+//! under its first 63 bytes, and so is the pattern that names it). A `*` part is a pattern,
+//! not an identifier, and is not truncated.
+//!
+//! A quoted part containing a dot is refused when the pattern could have spelt that dot as a
+//! separator (fewer parts than the fullest form: `"public.salaries"` is almost certainly meant
+//! as `public.salaries`, and as one name it would match nothing). Fully qualified
+//! (`public."odd.name"`), a name with a dot in it is accepted as written.
 
 use std::fmt;
+
+/// Longest identifier PostgreSQL keeps, in bytes (`NAMEDATALEN - 1`).
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// `name` cut to [`MAX_IDENTIFIER_BYTES`] on a character boundary, as `truncate_identifier`
+/// does (the pattern lists are UTF-8 here; see [`crate::gucs::string_value`]).
+pub fn truncate_identifier(name: &str) -> &str {
+    if name.len() <= MAX_IDENTIFIER_BYTES {
+        return name;
+    }
+    let mut end = MAX_IDENTIFIER_BYTES;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
 
 /// One part of a dotted pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +116,8 @@ pub fn parse_patterns(value: &str, min: usize, max: usize) -> Result<Vec<NamePat
         // one pattern: parts separated by dots, up to a comma or the end
         let mut parts = Vec::new();
         let mut text = String::new();
+        // the first quoted part containing a dot, if any
+        let mut dotted: Option<String> = None;
         loop {
             while chars.peek().is_some_and(|c| c.is_whitespace()) {
                 chars.next();
@@ -118,6 +146,10 @@ pub fn parse_patterns(value: &str, min: usize, max: usize) -> Result<Vec<NamePat
                     if s.is_empty() {
                         return Err("a quoted name must not be empty".into());
                     }
+                    if s.contains('.') {
+                        dotted.get_or_insert_with(|| s.clone());
+                    }
+                    let s = truncate_identifier(&s).to_string();
                     text.push_str(&quote_ident(&s));
                     Part::Exact(s)
                 }
@@ -133,10 +165,12 @@ pub fn parse_patterns(value: &str, min: usize, max: usize) -> Result<Vec<NamePat
                     if s.is_empty() {
                         return Err(format!("empty name part in \"{value}\""));
                     }
-                    text.push_str(&s);
                     if s.contains('*') {
+                        text.push_str(&s);
                         Part::Glob(s)
                     } else {
+                        let s = truncate_identifier(&s).to_string();
+                        text.push_str(&s);
                         Part::Exact(s)
                     }
                 }
@@ -161,6 +195,18 @@ pub fn parse_patterns(value: &str, min: usize, max: usize) -> Result<Vec<NamePat
                 } else {
                     format!("\"{text}\" must have {min} to {max} dotted parts")
                 });
+            }
+            if let Some(name) = dotted.filter(|_| parts.len() < max) {
+                let split = name
+                    .split('.')
+                    .map(quote_ident)
+                    .collect::<Vec<_>>()
+                    .join(".");
+                return Err(format!(
+                    "{} is one quoted name containing a dot: write {split} for dotted parts, \
+                     or qualify it fully to mean a name that contains a dot",
+                    quote_ident(&name)
+                ));
             }
             patterns.push(NamePattern { parts, text });
         }
@@ -553,6 +599,44 @@ mod tests {
             parse_patterns("ssn", 2, 3).is_err(),
             "a column needs its table"
         );
+    }
+
+    #[test]
+    fn names_are_truncated_like_identifiers() {
+        let long = "a".repeat(70);
+        let p = pats(&format!("public.{long}"), 1, 2);
+        assert!(p[0].matches(&["public", &"a".repeat(63)]));
+        // quoted and upper case: folded (unquoted) and truncated alike
+        let q = pats(&format!("\"{}\"", "B".repeat(64)), 1, 2);
+        assert!(q[0].matches(&["s", &"B".repeat(63)]));
+        let u = pats(&"C".repeat(64), 1, 2);
+        assert!(u[0].matches(&["s", &"c".repeat(63)]));
+        // on a character boundary: 62 ASCII bytes then a 2-byte character stops at 62
+        let name = format!("{}é", "x".repeat(62));
+        assert_eq!(truncate_identifier(&name), "x".repeat(62));
+        assert_eq!(truncate_identifier("short"), "short");
+        let e = format!("{}ééé", "x".repeat(60));
+        assert_eq!(truncate_identifier(&e), format!("{}é", "x".repeat(60)));
+        // columns too, in every part
+        let c = pats(&format!("{long}.{long}.{long}"), 2, 3);
+        let t = "a".repeat(63);
+        assert!(c[0].matches(&[&t, &t, &t]));
+        // a glob is a pattern, not an identifier
+        let g = pats(&format!("{long}*"), 1, 2);
+        assert!(!g[0].matches(&["s", &t]));
+    }
+
+    #[test]
+    fn a_quoted_dot_that_looks_like_a_separator_is_refused() {
+        let err = parse_patterns("\"public.salaries\"", 1, 2).unwrap_err();
+        assert!(err.contains("write public.salaries"), "{err}");
+        assert!(parse_patterns("x, \"hr.emp\".ssn", 2, 3).is_err());
+        assert!(parse_patterns("\"a.b\"", 1, 2).is_err());
+        // fully qualified, a name with a dot is taken as written
+        let p = pats("public.\"odd.name\"", 1, 2);
+        assert!(p[0].matches(&["public", "odd.name"]));
+        let c = pats("s.\"t.x\".c", 2, 3);
+        assert!(c[0].matches(&["s", "t.x", "c"]));
     }
 
     #[test]

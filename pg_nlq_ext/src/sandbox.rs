@@ -23,8 +23,11 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 
+use std::rc::Rc;
+
 use crate::call_hook;
 use crate::hooks;
+use crate::policy::{AccessPolicy, FunctionPolicy};
 use crate::validate::Policies;
 
 /// `STATEMENT_TIMEOUT` in `utils/timeout.h` (enum TimeoutId); not bound by pgrx.
@@ -108,11 +111,28 @@ unsafe extern "C-unwind" fn record_position(_arg: *mut c_void) {
 
 /// Run `f` in the sandbox. `Ok` if it returned, `Err` if it raised an ERROR about the query.
 pub fn run<R>(policies: &Policies, limits: &Limits, f: impl FnOnce() -> R) -> Result<R, Failure> {
+    run_with(
+        policies.access.clone(),
+        Some(policies.functions.clone()),
+        limits,
+        f,
+    )
+}
+
+/// [`run`] with the access policy the executor hook applies, and the function policy the call
+/// hook applies (`None`: no call is checked — for pg_nlq's own catalog queries, which call its
+/// own helper functions).
+pub fn run_with<R>(
+    access: Rc<AccessPolicy>,
+    functions: Option<Rc<FunctionPolicy>>,
+    limits: &Limits,
+    f: impl FnOnce() -> R,
+) -> Result<R, Failure> {
     reset_position();
     let timer = Timer::arm(limits.statement_timeout_ms);
     let lock_timeout = LockTimeout::arm(limits.lock_timeout_ms);
-    let _active = hooks::activate(policies.access.clone());
-    let _calls = call_hook::activate(policies.functions.clone());
+    let _active = hooks::activate(access);
+    let _calls = functions.map(call_hook::activate);
     // SAFETY: the subtransaction is begun and always ended here, with the memory context and
     // resource owner restored, as PL/pgSQL does for an exception block.
     let (outcome, rethrow) = unsafe {

@@ -5,8 +5,16 @@
 //! SPI as the caller, so the caller's privileges decide what appears, and the DBA's access
 //! policy hides what `nlq_run()` would refuse ([`Hidden`]). Neither writes, so both are
 //! `STABLE` and safe on a hot standby (no transaction id is ever assigned).
+//!
+//! Both pin `search_path = pg_catalog, pg_temp` and call pg_nlq's own helper by its schema:
+//! no operator, function or relation another role created (in `public`, or in pg_nlq's own
+//! schema) can stand in for a built-in one. Both run in pg_nlq's sandbox ([`bounded`]): they
+//! fail with POLICY_ERROR when the stored policy is not in force, wait for a lock no longer
+//! than `pg_nlq.lock_timeout`, run no longer than `pg_nlq.statement_timeout`, and hold no lock
+//! past their own end. They are `PARALLEL UNSAFE` because the sandbox is a subtransaction.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -17,6 +25,7 @@ use crate::error::NlqError;
 use crate::gucs;
 use crate::jsonb::JsonbDatum;
 use crate::policy::AccessPolicy;
+use crate::sandbox;
 use crate::validate::{Code, Policies};
 
 /// Version of the snapshot document's shape. Part of the fingerprint, so a client's cache is
@@ -33,8 +42,8 @@ const FINGERPRINT_SQL: &str = include_str!("fingerprint.sql");
 ///
 /// `schemas` restricts the document to those schemas (an unknown name is an error);
 /// `include_stats => false` leaves statistics out.
-#[pg_extern(stable, parallel_safe)]
-#[search_path(pg_catalog, @extschema@)]
+#[pg_extern(stable, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn nlq_schema_snapshot(
     schemas: default!(Option<Vec<Option<String>>>, "NULL"),
     include_stats: default!(Option<bool>, true),
@@ -52,38 +61,130 @@ fn nlq_schema_snapshot(
     let max_values = gucs::STATS_COMMON_VALUES.get();
     let max_len = gucs::STATS_VALUE_LENGTH.get();
     let policy = access_policy();
+    // SAFETY: the memory context of this call, which outlives the sandbox's.
+    let caller_context = unsafe { pg_sys::CurrentMemoryContext };
 
-    Spi::connect(|client| {
-        if let Some(names) = &schemas {
-            check_schemas_exist(client, names);
-        }
-        let fingerprint = fingerprint(client);
-        let hidden = Hidden::by(client, &policy);
-        let snapshot = client
-            .select(
-                SNAPSHOT_SQL,
-                Some(1),
-                &[
-                    schemas.into(),
-                    include_stats.into(),
-                    max_values.into(),
-                    max_len.into(),
-                    fingerprint.into(),
-                    FORMAT_VERSION.into(),
-                    hidden.relations.into(),
-                    hidden.column_relids.into(),
-                    hidden.column_attnums.into(),
-                    hidden.partitions.into(),
-                    hidden.partition_keys.into(),
-                ],
-            )
-            .and_then(|table| table.first().get_one::<JsonbDatum>());
-        match snapshot {
-            Ok(Some(doc)) => doc,
-            Ok(None) => internal_error("the snapshot query returned no row"),
-            Err(e) => internal_error(&e.to_string()),
-        }
+    bounded("nlq_schema_snapshot", || {
+        Spi::connect(|client| {
+            if let Some(names) = &schemas {
+                check_schemas_exist(client, names);
+            }
+            let fingerprint = fingerprint(client);
+            let hidden = Hidden::by(client, &policy);
+            let sql = SNAPSHOT_SQL.replace("@extschema@", &extension_schema(client));
+            let snapshot = client
+                .select(
+                    &sql,
+                    Some(1),
+                    &[
+                        schemas.clone().into(),
+                        include_stats.into(),
+                        max_values.into(),
+                        max_len.into(),
+                        fingerprint.into(),
+                        FORMAT_VERSION.into(),
+                        hidden.relations.into(),
+                        hidden.column_relids.into(),
+                        hidden.column_attnums.into(),
+                        hidden.partitions.into(),
+                        hidden.partition_keys.into(),
+                    ],
+                )
+                .and_then(|table| table.first().get_one::<JsonbDatum>());
+            match snapshot {
+                // the sandbox's memory goes with it: the document is copied out first
+                // SAFETY: a valid jsonb varlena, copied into a context that outlives this one.
+                Ok(Some(doc)) => unsafe {
+                    let previous = pg_sys::MemoryContextSwitchTo(caller_context);
+                    let copy = pg_sys::pg_detoast_datum_copy(doc.0.cast_mut_ptr());
+                    pg_sys::MemoryContextSwitchTo(previous);
+                    JsonbDatum(pg_sys::Datum::from(copy))
+                },
+                Ok(None) => internal_error("the snapshot query returned no row"),
+                Err(e) => internal_error(&e.to_string()),
+            }
+        })
     })
+}
+
+/// Run `f` (the snapshot's or the fingerprint's catalog queries) in pg_nlq's sandbox: an
+/// internal subtransaction rolled back at the end, so the locks the catalog functions take
+/// (`pg_get_expr` and `pg_get_viewdef` lock the relations they deparse, in PostgreSQL 15) are
+/// released when the call returns instead of at the end of the caller's transaction; and
+/// bounded by `pg_nlq.lock_timeout` and `pg_nlq.statement_timeout`, whose expiry is reported
+/// with its code (`LOCK_TIMEOUT`, `STATEMENT_TIMEOUT`) at the head of DETAIL. No access policy
+/// is enforced by the executor hook here: these queries read the catalogs, and apply the
+/// policy themselves.
+fn bounded<R>(function: &'static str, f: impl FnOnce() -> R) -> R {
+    let limits = crate::validate::limits();
+    match sandbox::run_with(Rc::new(AccessPolicy::default()), None, &limits, f) {
+        Ok(value) => value,
+        Err(failure) if failure.our_timeout => NlqError::Refused {
+            code: Code::StatementTimeout,
+            message: format!(
+                "{function}() took longer than pg_nlq.statement_timeout ({} ms)",
+                limits.statement_timeout_ms
+            ),
+            sqlstate: PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
+            detail: None,
+            hint: None,
+        }
+        .raise(),
+        Err(failure) if failure.sqlstate == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE => {
+            NlqError::Refused {
+                code: Code::LockTimeout,
+                message: format!(
+                    "{function}() waited longer than {} for a lock on a relation it describes",
+                    if limits.lock_timeout_ms > 0 {
+                        format!("pg_nlq.lock_timeout ({} ms)", limits.lock_timeout_ms)
+                    } else {
+                        "lock_timeout".to_string()
+                    }
+                ),
+                sqlstate: PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+                detail: Some(
+                    "another session holds a conflicting lock (ACCESS EXCLUSIVE: DDL, VACUUM \
+                     FULL, an explicit LOCK TABLE)"
+                        .into(),
+                ),
+                hint: Some("Try again when it has committed.".into()),
+            }
+            .raise()
+        }
+        Err(failure) => {
+            // pg_nlq's own refusals (POLICY_ERROR, INVALID_ARGUMENT) keep their code; anything
+            // else PostgreSQL raised while reading the catalogs is pg_nlq's failure to answer
+            let own = failure.detail.as_deref().and_then(Code::from_detail);
+            NlqError::Refused {
+                code: own.unwrap_or(Code::InternalError),
+                message: failure.message,
+                sqlstate: failure.sqlstate,
+                detail: if own.is_some() { None } else { failure.detail },
+                hint: failure.hint,
+            }
+            .raise()
+        }
+    }
+}
+
+/// pg_nlq's schema, quoted: the snapshot calls its own helper by this qualified name, so no
+/// function of the same name elsewhere (or an overload in that schema) is ever called instead.
+fn extension_schema(client: &SpiClient<'_>) -> String {
+    let schema = client
+        .select(
+            "SELECT pg_catalog.quote_ident(n.nspname::text) \
+             FROM pg_catalog.pg_extension e \
+             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+             WHERE e.extname OPERATOR(pg_catalog.=) 'pg_nlq'::pg_catalog.name",
+            Some(1),
+            &[],
+        )
+        .and_then(|table| table.first().get_one::<String>());
+    match schema {
+        Ok(Some(schema)) => schema,
+        Ok(None) => internal_error("pg_nlq is not installed in this database"),
+        Err(e) => internal_error(&e.to_string()),
+    }
 }
 
 // Literals in the document (partition bounds, defaults, view and check definitions) are printed
@@ -98,10 +199,13 @@ extension_sql!(
 /// The fingerprint of the caller's schema state; equal to the `fingerprint` of a snapshot taken
 /// in the same state. Reads only catalog row versions, not their content: some 25 ms for a
 /// thousand tables, a small fraction of the snapshot.
-#[pg_extern(stable, parallel_safe)]
-#[search_path(pg_catalog, @extschema@)]
+#[pg_extern(stable, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn nlq_schema_fingerprint() -> String {
-    Spi::connect(fingerprint)
+    // a broken policy is an error here too: the fingerprint of a policy not in force would
+    // validate a snapshot cached under it
+    let _ = access_policy();
+    bounded("nlq_schema_fingerprint", || Spi::connect(fingerprint))
 }
 
 fn fingerprint(client: &SpiClient<'_>) -> String {

@@ -10,7 +10,8 @@
 -- Partitions are folded under the partitioned table at the root of their tree.
 --
 -- $1 text[]  only these schemas (NULL: all)
--- $2 bool    include per-column statistics (read by _nlq_column_stats(), see stats.rs)
+-- $2 bool    include per-column statistics (read by _nlq_column_stats(), see stats.rs;
+--            @extschema@ is replaced by pg_nlq's schema, quoted, before the query runs)
 -- $3 int     most common values kept per column
 -- $4 int     longest most-common value kept (characters)
 -- $5 text    fingerprint of the schema state (nlq_schema_fingerprint())
@@ -109,8 +110,8 @@ stats AS (
                  array_agg(c.relkind = 'p') AS inh,
                  array_agg(t.typcategory IN ('S', 'E')) AS with_values
           FROM col c JOIN pg_catalog.pg_type t ON t.oid = c.atttypid) a
-    CROSS JOIN LATERAL _nlq_column_stats(a.relids, a.attnums, a.inh, a.with_values,
-                                         $3::int, $4::int) s
+    CROSS JOIN LATERAL @extschema@._nlq_column_stats(a.relids, a.attnums, a.inh, a.with_values,
+                                                    $3::int, $4::int) s
     JOIN rel r ON r.oid = s.relid
     WHERE $2::bool AND a.relids IS NOT NULL
 ),

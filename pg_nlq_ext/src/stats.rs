@@ -33,6 +33,7 @@ type StatsRow = (
 /// values of column `i`, at most `max_values` of them, leaving out values longer than `max_len`
 /// characters.
 #[pg_extern(stable, strict, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::type_complexity)] // the row type must be spelt out for the SQL generator
 fn _nlq_column_stats(
     relids: Vec<pg_sys::Oid>,
@@ -52,6 +53,16 @@ fn _nlq_column_stats(
         name!(common_freqs, Option<Vec<f32>>),
     ),
 > {
+    if let Err(message) = crate::policy_check::ensure_sound() {
+        NlqError::Refused {
+            code: crate::validate::Code::PolicyError,
+            message,
+            sqlstate: crate::validate::Code::PolicyError.sqlstate(None),
+            detail: None,
+            hint: None,
+        }
+        .raise();
+    }
     let n = relids.len();
     if attnums.len() != n || inherited.len() != n || with_values.len() != n {
         NlqError::ArrayLengthMismatch("relids, attnums, inherited and with_values").raise();

@@ -108,7 +108,11 @@ pub struct Policies {
 }
 
 impl Policies {
+    /// The policies, or why they cannot be trusted: a setting that does not parse, or a stored
+    /// `pg_nlq.*` entry that is not in force ([`crate::policy_check`]). Either way the caller
+    /// fails with POLICY_ERROR: a broken policy never means no policy.
     pub fn current() -> Result<Policies, String> {
+        crate::policy_check::ensure_sound()?;
         let access = AccessPolicy::parse(
             &gucs::string_value(&gucs::DENIED_RELATIONS),
             &gucs::string_value(&gucs::ALLOWED_RELATIONS),
