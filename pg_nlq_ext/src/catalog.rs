@@ -1,8 +1,6 @@
 //! Names of the objects a query touches, read from the catalog caches by OID. Shared by the
 //! validator ([`crate::validate`]) and the runtime hook ([`crate::hooks`]).
 
-use std::ffi::CStr;
-
 use pgrx::pg_sys;
 
 /// A function as the policy sees it.
@@ -19,12 +17,8 @@ pub struct Function {
 /// # Safety
 /// `p` must be NULL or a valid NUL-terminated string.
 unsafe fn owned(p: *const std::ffi::c_char) -> Option<String> {
-    if p.is_null() {
-        None
-    } else {
-        // SAFETY: guaranteed by the caller.
-        Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
-    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { crate::encoding::from_server_cstr(p) }
 }
 
 /// `(schema, relation)` of a relation, or `None` if it no longer exists.
@@ -53,15 +47,35 @@ pub fn attribute_name(relid: pg_sys::Oid, attnum: i16) -> Option<String> {
         let name = if form.attisdropped {
             None
         } else {
-            Some(
-                CStr::from_ptr(form.attname.data.as_ptr())
-                    .to_string_lossy()
-                    .into_owned(),
-            )
+            crate::encoding::from_server_cstr(form.attname.data.as_ptr())
         };
         pg_sys::ReleaseSysCache(tuple);
         name
     }
+}
+
+/// The types of every live user column of a relation (a composite type's fields), in order.
+pub fn attribute_types(relid: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    let mut types = Vec::new();
+    for attnum in 1..=pg_sys::MaxHeapAttributeNumber as i16 {
+        // SAFETY: the syscache tuple is released before the next lookup.
+        unsafe {
+            let tuple = pg_sys::SearchSysCache2(
+                pg_sys::SysCacheIdentifier::ATTNUM as i32,
+                pg_sys::Datum::from(relid),
+                pg_sys::Datum::from(attnum),
+            );
+            if tuple.is_null() {
+                break;
+            }
+            let form = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_attribute>(tuple);
+            if !form.attisdropped {
+                types.push(form.atttypid);
+            }
+            pg_sys::ReleaseSysCache(tuple);
+        }
+    }
+    types
 }
 
 /// Every live user column of a relation, in order.
@@ -160,10 +174,11 @@ pub fn function(oid: pg_sys::Oid) -> Option<Function> {
 
 /// A name quoted as SQL needs it (`quote_ident`), keywords included.
 pub fn quote(name: &str) -> String {
-    let Ok(c) = std::ffi::CString::new(name) else {
+    let Ok(c) = std::ffi::CString::new(crate::encoding::to_server(name)) else {
         return crate::policy::quote_ident(name);
     };
-    // SAFETY: quote_identifier returns its argument or a palloc'd quoted copy.
+    // SAFETY: quote_identifier returns its argument or a palloc'd quoted copy, in the server
+    // encoding like its argument.
     unsafe { owned(pg_sys::quote_identifier(c.as_ptr())) }.unwrap_or_default()
 }
 

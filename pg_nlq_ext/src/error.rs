@@ -1,8 +1,10 @@
 //! Errors the extension raises, each with its own SQLSTATE. Messages name the problem and what
 //! to do about it; they never carry data or secrets.
 
-use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
 use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+use crate::codes::Code;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NlqError {
@@ -22,7 +24,7 @@ pub enum NlqError {
     /// tell the cases apart whatever the SQLSTATE.
     #[error("{message}")]
     Refused {
-        code: &'static str,
+        code: Code,
         message: String,
         sqlstate: PgSqlErrorCode,
         detail: Option<String>,
@@ -45,14 +47,28 @@ impl NlqError {
         }
     }
 
-    fn detail(&self) -> Option<String> {
+    /// The code that opens the DETAIL of every error pg_nlq raises.
+    pub fn code(&self) -> Code {
         match self {
-            NlqError::Internal { detail, .. } => Some(detail.clone()),
-            NlqError::Refused { code, detail, .. } => Some(match detail {
-                Some(detail) => format!("{code}: {detail}"),
-                None => (*code).to_string(),
-            }),
-            _ => None,
+            NlqError::NullArgument(_)
+            | NlqError::UnknownSchema(_)
+            | NlqError::ArrayLengthMismatch(_)
+            | NlqError::InvalidArgument(_) => Code::InvalidArgument,
+            NlqError::Internal { .. } => Code::InternalError,
+            NlqError::Refused { code, .. } => *code,
+        }
+    }
+
+    fn detail(&self) -> String {
+        let code = self.code().as_str();
+        match self {
+            // what failed inside pg_nlq is for the server log, not the client
+            NlqError::Internal { .. } => format!("{code}: see the server log"),
+            NlqError::Refused {
+                detail: Some(detail),
+                ..
+            } => format!("{code}: {detail}"),
+            _ => code.to_string(),
         }
     }
 
@@ -68,14 +84,55 @@ impl NlqError {
 
     /// Raise this error as a PostgreSQL ERROR; does not return.
     pub fn raise(self) -> ! {
-        let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), "pg_nlq");
-        if let Some(detail) = self.detail() {
-            report = report.set_detail(detail);
+        if let NlqError::Internal { context, detail } = &self {
+            pgrx::log!("pg_nlq: {context} failed: {detail}");
         }
+        let mut report =
+            ErrorReport::new(self.sqlstate(), self.to_string(), "pg_nlq").set_detail(self.detail());
         if let Some(hint) = self.hint() {
             report = report.set_hint(hint);
         }
         report.report(PgLogLevel::ERROR);
         unreachable!("an ERROR report does not return")
     }
+}
+
+/// Raise an error caught from PostgreSQL or from pg_nlq's own code again, as a fresh ERROR
+/// with its SQLSTATE, message, detail and hint and nothing else: no Rust backtrace reaches the
+/// client (pgrx would add the one it captured to the DETAIL). A Rust panic is pg_nlq's own
+/// failure: its message and backtrace go to the server log, the client gets INTERNAL_ERROR.
+pub fn reraise(caught: CaughtError) -> ! {
+    match caught {
+        CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
+            let mut fresh = ErrorReport::new(
+                report.sql_error_code(),
+                report.message().to_string(),
+                "pg_nlq",
+            );
+            if let Some(detail) = report.detail() {
+                fresh = fresh.set_detail(detail.to_string());
+            }
+            if let Some(hint) = report.hint() {
+                fresh = fresh.set_hint(hint.to_string());
+            }
+            fresh.report(PgLogLevel::ERROR);
+            unreachable!("an ERROR report does not return")
+        }
+        CaughtError::RustPanic { ereport, .. } => NlqError::Internal {
+            context: "pg_nlq",
+            detail: match ereport.detail_with_backtrace() {
+                Some(trace) => format!("{}: {trace}", ereport.message()),
+                None => ereport.message().to_string(),
+            },
+        }
+        .raise(),
+    }
+}
+
+/// Run the body of a SQL-callable function: any error escaping it is raised again through
+/// [`reraise`], so what reaches the client never carries a backtrace.
+pub fn entry<R>(body: impl FnOnce() -> R) -> R {
+    pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(body))
+        .catch_others(|caught| reraise(caught))
+        .execute()
 }

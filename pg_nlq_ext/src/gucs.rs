@@ -45,7 +45,7 @@ pub static MAX_RESULT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024 
 pub fn string_value(setting: &GucSetting<Option<CString>>) -> String {
     setting
         .get()
-        .map(|v| v.to_string_lossy().into_owned())
+        .map(|v| crate::encoding::from_server(v.to_bytes()))
         .unwrap_or_default()
 }
 

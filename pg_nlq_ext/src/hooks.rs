@@ -12,6 +12,7 @@ use pgrx::prelude::*;
 use pgrx::PgList;
 
 use crate::catalog;
+use crate::codes::Code;
 use crate::error::NlqError;
 use crate::policy::AccessPolicy;
 
@@ -85,10 +86,7 @@ unsafe extern "C-unwind" fn check_perms(range_table: *mut pg_sys::List, ereport:
 ///
 /// # Safety
 /// `range_table` must be a valid list of `RangeTblEntry`.
-unsafe fn refusal(
-    policy: &AccessPolicy,
-    range_table: *mut pg_sys::List,
-) -> Option<(&'static str, String)> {
+unsafe fn refusal(policy: &AccessPolicy, range_table: *mut pg_sys::List) -> Option<(Code, String)> {
     // SAFETY: guaranteed by the caller.
     let rtes = unsafe { PgList::<pg_sys::RangeTblEntry>::from_pg(range_table) };
     for rte in rtes.iter_ptr() {
@@ -104,12 +102,12 @@ unsafe fn refusal(
             continue;
         };
         if let Some(reason) = policy.relation_refusal(&schema, &name, direct) {
-            return Some(("FORBIDDEN_RELATION", reason));
+            return Some((Code::ForbiddenRelation, reason));
         }
         // SAFETY: selectedCols of a valid range table entry.
         for column in unsafe { catalog::selected_columns(rte.relid, rte.selectedCols) } {
             if let Some(reason) = policy.column_refusal(&schema, &name, &column) {
-                return Some(("FORBIDDEN_COLUMN", reason));
+                return Some((Code::ForbiddenColumn, reason));
             }
         }
     }

@@ -14,7 +14,12 @@
 
 use pgrx::prelude::*;
 
+mod bound;
+mod call_hook;
 pub mod catalog;
+mod codes;
+mod costs;
+mod encoding;
 pub mod error;
 pub mod gucs;
 pub mod hooks;
@@ -35,6 +40,7 @@ pub mod walker;
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     hooks::init();
+    call_hook::init();
 }
 
 #[cfg(test)]

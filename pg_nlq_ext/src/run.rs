@@ -28,6 +28,7 @@ use std::time::Instant;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
+use crate::encoding::SqlText;
 use crate::error::NlqError;
 use crate::gucs;
 use crate::jsonb::JsonbDatum;
@@ -258,9 +259,10 @@ impl Collector {
             self.kinds.clear();
             self.output.clear();
             for attr in attrs {
-                let name = CStr::from_ptr(attr.attname.data.as_ptr())
-                    .to_bytes()
-                    .to_vec();
+                let name = crate::encoding::valid_utf8_in_sql_ascii(
+                    CStr::from_ptr(attr.attname.data.as_ptr()).to_bytes(),
+                )
+                .to_vec();
                 let type_name = CStr::from_ptr(pg_sys::format_type_be(attr.atttypid))
                     .to_bytes()
                     .to_vec();
@@ -281,7 +283,12 @@ impl Collector {
     /// `value` must be a non-null datum of column `i`'s type.
     unsafe fn text(&mut self, i: usize, value: pg_sys::Datum) -> &'static [u8] {
         // SAFETY: guaranteed by the caller; the text lives until its context is reset.
-        unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(&mut self.output[i], value)).to_bytes() }
+        let info = &mut self.output[i];
+        let text = crate::call_hook::exempt(|| unsafe {
+            CStr::from_ptr(pg_sys::OutputFunctionCall(info, value)).to_bytes()
+        });
+        // SAFETY: the copy is palloc'd in the current context, like the text it replaces.
+        unsafe { crate::encoding::valid_utf8_in_sql_ascii(text) }
     }
 
     /// Whether the executor should send another row.
@@ -536,7 +543,7 @@ unsafe fn execute(sql: &CStr, plans: &[*mut pg_sys::PlannedStmt], collector: &mu
                 .to_string_lossy()
                 .into_owned();
                 NlqError::Refused {
-                    code: Code::NotAQuery.as_str(),
+                    code: Code::NotAQuery,
                     message: format!(
                         "{tag} is not allowed: nlq_run executes read-only queries only"
                     ),
@@ -582,7 +589,7 @@ pub struct Output {
 
 /// Validate (unless `mode` says otherwise) and run `sql`, returning at most `row_limit` rows
 /// (bounded by `pg_nlq.max_rows`). A refusal or failure is an [`NlqError::Refused`].
-pub fn run(sql: &str, row_limit: i32, mode: Mode) -> Result<Output, NlqError> {
+pub fn run(sql: &SqlText, row_limit: i32, mode: Mode) -> Result<Output, NlqError> {
     let started = Instant::now();
     if row_limit < 0 {
         return Err(NlqError::InvalidArgument(format!(
@@ -590,7 +597,7 @@ pub fn run(sql: &str, row_limit: i32, mode: Mode) -> Result<Output, NlqError> {
         )));
     }
     let policies = Policies::current().map_err(|e| refused(Code::PolicyError, e, None))?;
-    let Ok(sql) = CString::new(sql) else {
+    let Some(sql) = sql.to_cstring() else {
         return Err(refused(
             Code::SyntaxError,
             "the query contains a NUL character".into(),
@@ -610,7 +617,7 @@ pub fn run(sql: &str, row_limit: i32, mode: Mode) -> Result<Output, NlqError> {
         row_reason,
         max_bytes,
     ));
-    let outcome = sandbox::run(policies.access.clone(), &validate::limits(), || {
+    let outcome = sandbox::run(&policies, &validate::limits(), || {
         // SAFETY: inside the sandbox, with the plans prepare made there.
         unsafe {
             if let Some(plans) = validate::prepare(&sql, &policies, mode, &report) {
@@ -641,7 +648,7 @@ pub fn run(sql: &str, row_limit: i32, mode: Mode) -> Result<Output, NlqError> {
 
 fn refused(code: Code, message: String, detail: Option<String>) -> NlqError {
     NlqError::Refused {
-        code: code.as_str(),
+        code,
         message,
         sqlstate: code.sqlstate(None),
         detail,
@@ -658,7 +665,7 @@ fn refusal(report: Report) -> NlqError {
         });
     }
     NlqError::Refused {
-        code: report.code.as_str(),
+        code: report.code,
         message: report.message,
         sqlstate: report.code.sqlstate(report.sqlstate),
         detail,
@@ -668,13 +675,10 @@ fn refusal(report: Report) -> NlqError {
 
 fn execution_error(failure: Failure) -> NlqError {
     // pg_nlq's own refusals from the runtime hook keep their code
-    let own = failure
-        .detail
-        .as_deref()
-        .and_then(|d| Code::parse(d.split(':').next().unwrap_or(d)));
+    let own = failure.detail.as_deref().and_then(Code::from_detail);
     if let Some(code) = own {
         return NlqError::Refused {
-            code: code.as_str(),
+            code,
             message: failure.message,
             sqlstate: failure.sqlstate,
             detail: None,
@@ -683,7 +687,7 @@ fn execution_error(failure: Failure) -> NlqError {
     }
     if failure.our_timeout {
         return NlqError::Refused {
-            code: "STATEMENT_TIMEOUT",
+            code: Code::StatementTimeout,
             message: format!(
                 "the query ran longer than pg_nlq.statement_timeout ({} ms) and was cancelled",
                 gucs::STATEMENT_TIMEOUT.get()
@@ -693,15 +697,15 @@ fn execution_error(failure: Failure) -> NlqError {
             hint: None,
         };
     }
-    let code = if failure.sqlstate == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE {
-        "LOCK_TIMEOUT"
-    } else {
-        "EXECUTION_ERROR"
+    let code = match failure.sqlstate {
+        PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE => Code::LockTimeout,
+        PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX => Code::TooComplex,
+        _ => Code::ExecutionError,
     };
     NlqError::Refused {
         code,
         message: failure.message,
-        sqlstate: failure.sqlstate,
+        sqlstate: code.sqlstate(Some(failure.sqlstate)),
         detail: failure.detail,
         hint: failure.hint,
     }
@@ -720,17 +724,19 @@ fn execution_error(failure: Failure) -> NlqError {
 /// SELECT nlq_run('SELECT status, count(*) FROM orders GROUP BY status', 50);
 /// ```
 #[pg_extern(volatile, parallel_unsafe)]
-fn nlq_run(sql: Option<&str>, row_limit: default!(Option<i32>, 100)) -> JsonbDatum {
-    let Some(sql) = sql else {
-        NlqError::NullArgument("sql").raise()
-    };
-    let Some(row_limit) = row_limit else {
-        NlqError::NullArgument("row_limit").raise()
-    };
-    match run(sql, row_limit, Mode::Checked) {
-        Ok(output) => JsonbDatum(output.datum),
-        Err(e) => e.raise(),
-    }
+fn nlq_run(sql: Option<SqlText>, row_limit: default!(Option<i32>, 100)) -> JsonbDatum {
+    crate::error::entry(|| {
+        let Some(sql) = sql else {
+            NlqError::NullArgument("sql").raise()
+        };
+        let Some(row_limit) = row_limit else {
+            NlqError::NullArgument("row_limit").raise()
+        };
+        match run(&sql, row_limit, Mode::Checked) {
+            Ok(output) => JsonbDatum(output.datum),
+            Err(e) => e.raise(),
+        }
+    })
 }
 
 /// Test builds only: `nlq_run` with the validator switched off, to prove that the runtime
@@ -739,7 +745,11 @@ fn nlq_run(sql: Option<&str>, row_limit: default!(Option<i32>, 100)) -> JsonbDat
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_extern(volatile, parallel_unsafe)]
 fn _nlq_run_unchecked(sql: &str, row_limit: default!(i32, 100)) -> JsonbDatum {
-    match run(sql, row_limit, Mode::Unchecked) {
+    match run(
+        &SqlText(sql.as_bytes().to_vec()),
+        row_limit,
+        Mode::Unchecked,
+    ) {
         Ok(output) => JsonbDatum(output.datum),
         Err(e) => e.raise(),
     }

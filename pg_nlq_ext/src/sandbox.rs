@@ -6,7 +6,8 @@
 //!   back afterwards);
 //! - a statement timeout armed by pg_nlq itself (`pg_nlq.statement_timeout`), the caller's own
 //!   timer restored afterwards;
-//! - the runtime access-policy hook ([`crate::hooks`]) active;
+//! - the runtime access-policy hook ([`crate::hooks`]) and function-policy hook
+//!   ([`crate::call_hook`]) active;
 //! - any ERROR raised inside caught and returned as data, with the error position where the
 //!   parser or analyser gave one; memory context and resource owner restored as they were, and
 //!   everything the call allocated freed with its own memory context.
@@ -17,14 +18,14 @@
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::panic::AssertUnwindSafe;
-use std::rc::Rc;
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 
+use crate::call_hook;
 use crate::hooks;
-use crate::policy::AccessPolicy;
+use crate::validate::Policies;
 
 /// `STATEMENT_TIMEOUT` in `utils/timeout.h` (enum TimeoutId); not bound by pgrx.
 const STATEMENT_TIMEOUT: u32 = 3;
@@ -106,15 +107,12 @@ unsafe extern "C-unwind" fn record_position(_arg: *mut c_void) {
 }
 
 /// Run `f` in the sandbox. `Ok` if it returned, `Err` if it raised an ERROR about the query.
-pub fn run<R>(
-    policy: Rc<AccessPolicy>,
-    limits: &Limits,
-    f: impl FnOnce() -> R,
-) -> Result<R, Failure> {
+pub fn run<R>(policies: &Policies, limits: &Limits, f: impl FnOnce() -> R) -> Result<R, Failure> {
     reset_position();
     let timer = Timer::arm(limits.statement_timeout_ms);
     let lock_timeout = LockTimeout::arm(limits.lock_timeout_ms);
-    let _active = hooks::activate(policy);
+    let _active = hooks::activate(policies.access.clone());
+    let _calls = call_hook::activate(policies.functions.clone());
     // SAFETY: the subtransaction is begun and always ended here, with the memory context and
     // resource owner restored, as PL/pgSQL does for an exception block.
     let (outcome, rethrow) = unsafe {
@@ -162,7 +160,7 @@ pub fn run<R>(
     timer.restore();
     lock_timeout.restore();
     if let Some(caught) = rethrow {
-        caught.rethrow();
+        crate::error::reraise(caught);
     }
     match outcome {
         Some(outcome) => outcome,
@@ -183,10 +181,13 @@ fn classify<R>(caught: CaughtError, our_timer: bool) -> Classified<R> {
     let our_timeout = our_timer
         && sqlstate == PgSqlErrorCode::ERRCODE_QUERY_CANCELED
         && report.message().contains("statement timeout");
-    // Not about the query: resources, operator intervention (a cancel that is not our own
-    // timeout), system and internal errors, serialization failures and deadlocks.
-    let foreign =
-        matches!(class.as_str(), "53" | "58" | "XX" | "40") || (class == "57" && !our_timeout);
+    // Not about the query: resources, system errors, operator intervention (a cancel that is
+    // not our own timeout), serialization failures and deadlocks. Internal errors (class XX)
+    // are about the query: everything PostgreSQL runs inside the sandbox is the query's parse,
+    // analysis, planning and execution, and a built-in function given arguments it does not
+    // expect (`acldefault('x', 0)`) reports them with elog(ERROR). pg_nlq's own failures are
+    // Rust panics, re-raised.
+    let foreign = matches!(class.as_str(), "53" | "58" | "40") || (class == "57" && !our_timeout);
     if foreign {
         return (None, Some(caught));
     }

@@ -127,7 +127,7 @@ fn access_policy() -> AccessPolicy {
     match Policies::current() {
         Ok(policies) => (*policies.access).clone(),
         Err(message) => NlqError::Refused {
-            code: Code::PolicyError.as_str(),
+            code: Code::PolicyError,
             message,
             sqlstate: Code::PolicyError.sqlstate(None),
             detail: None,

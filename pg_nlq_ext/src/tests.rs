@@ -180,6 +180,11 @@ mod tests {
              SET pg_nlq.denied_columns = 'dd.t.note';");
         let r = unchecked("SELECT * FROM dd.secret");
         assert!(r.starts_with("42501 FORBIDDEN_RELATION"), "{r}");
+        // a user function not allowed is stopped when it is called, by the call hook
+        let r = unchecked("SELECT dd.peek()");
+        assert!(r.starts_with("42501 FORBIDDEN_FUNCTION"), "{r}");
+        // allowed, its body's read of the denied table is stopped by the executor hook
+        sql("SET pg_nlq.allowed_functions = 'dd.peek'");
         let r = unchecked("SELECT dd.peek()");
         assert!(r.starts_with("42501 FORBIDDEN_RELATION"), "{r}");
         let r = unchecked("SELECT count(*) FROM dd.t WHERE note IS NOT NULL");

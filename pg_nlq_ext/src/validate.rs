@@ -22,112 +22,19 @@ use std::rc::Rc;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgList};
+use pgrx::PgList;
 use serde_json::{json, Value};
 
 use crate::catalog;
+pub use crate::codes::Code;
+use crate::costs::FixedCosts;
+use crate::encoding::{self, SqlText};
 use crate::error::NlqError;
 use crate::gucs;
+use crate::jsonb::JsonbDatum;
 use crate::policy::{AccessPolicy, FunctionInfo, FunctionPolicy};
 use crate::sandbox::{self, Failure, Limits};
 use crate::walker::{self, Touched};
-
-/// The outcome of a validation, as reported in `code`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Code {
-    #[default]
-    Ok,
-    Empty,
-    SyntaxError,
-    MultipleStatements,
-    NotAQuery,
-    SelectInto,
-    LockingClause,
-    DataModifyingCte,
-    ForbiddenFunction,
-    ForbiddenRelation,
-    ForbiddenColumn,
-    UndefinedObject,
-    PermissionDenied,
-    CostLimitExceeded,
-    /// Any other error PostgreSQL raised while analysing or planning (a type mismatch, an
-    /// ambiguous column, division by zero in a constant...), with its own message.
-    InvalidQuery,
-    /// Parsing or planning took longer than `pg_nlq.statement_timeout`.
-    StatementTimeout,
-    /// A `pg_nlq.*` policy setting could not be read.
-    PolicyError,
-}
-
-impl Code {
-    pub const ALL: [Code; 17] = [
-        Code::Ok,
-        Code::Empty,
-        Code::SyntaxError,
-        Code::MultipleStatements,
-        Code::NotAQuery,
-        Code::SelectInto,
-        Code::LockingClause,
-        Code::DataModifyingCte,
-        Code::ForbiddenFunction,
-        Code::ForbiddenRelation,
-        Code::ForbiddenColumn,
-        Code::UndefinedObject,
-        Code::PermissionDenied,
-        Code::CostLimitExceeded,
-        Code::InvalidQuery,
-        Code::StatementTimeout,
-        Code::PolicyError,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::Ok => "OK",
-            Code::Empty => "EMPTY",
-            Code::SyntaxError => "SYNTAX_ERROR",
-            Code::MultipleStatements => "MULTIPLE_STATEMENTS",
-            Code::NotAQuery => "NOT_A_QUERY",
-            Code::SelectInto => "SELECT_INTO",
-            Code::LockingClause => "LOCKING_CLAUSE",
-            Code::DataModifyingCte => "DATA_MODIFYING_CTE",
-            Code::ForbiddenFunction => "FORBIDDEN_FUNCTION",
-            Code::ForbiddenRelation => "FORBIDDEN_RELATION",
-            Code::ForbiddenColumn => "FORBIDDEN_COLUMN",
-            Code::UndefinedObject => "UNDEFINED_OBJECT",
-            Code::PermissionDenied => "PERMISSION_DENIED",
-            Code::CostLimitExceeded => "COST_LIMIT_EXCEEDED",
-            Code::InvalidQuery => "INVALID_QUERY",
-            Code::StatementTimeout => "STATEMENT_TIMEOUT",
-            Code::PolicyError => "POLICY_ERROR",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Code> {
-        Code::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
-    /// The SQLSTATE `nlq_run()` raises for a refusal with this code; `original` is
-    /// PostgreSQL's own where the refusal came from an error it raised.
-    pub fn sqlstate(self, original: Option<PgSqlErrorCode>) -> PgSqlErrorCode {
-        use PgSqlErrorCode::*;
-        match self {
-            Code::Ok => ERRCODE_SUCCESSFUL_COMPLETION,
-            Code::Empty | Code::SyntaxError | Code::MultipleStatements => ERRCODE_SYNTAX_ERROR,
-            Code::NotAQuery | Code::SelectInto | Code::LockingClause | Code::DataModifyingCte => {
-                ERRCODE_READ_ONLY_SQL_TRANSACTION
-            }
-            Code::ForbiddenFunction
-            | Code::ForbiddenRelation
-            | Code::ForbiddenColumn
-            | Code::PermissionDenied => ERRCODE_INSUFFICIENT_PRIVILEGE,
-            Code::UndefinedObject => original.unwrap_or(ERRCODE_UNDEFINED_OBJECT),
-            Code::InvalidQuery => original.unwrap_or(ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION),
-            Code::CostLimitExceeded => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            Code::StatementTimeout => ERRCODE_QUERY_CANCELED,
-            Code::PolicyError => ERRCODE_INVALID_PARAMETER_VALUE,
-        }
-    }
-}
 
 /// What `nlq_validate()` reports.
 #[derive(Debug, Clone, Default)]
@@ -193,7 +100,7 @@ impl Report {
 /// The policies in force for this call, read from the `pg_nlq.*` settings.
 pub struct Policies {
     pub access: Rc<AccessPolicy>,
-    pub functions: FunctionPolicy,
+    pub functions: Rc<FunctionPolicy>,
     pub max_cost: f64,
     pub max_rows_estimate: f64,
 }
@@ -211,7 +118,7 @@ impl Policies {
         )?;
         Ok(Policies {
             access: Rc::new(access),
-            functions,
+            functions: Rc::new(functions),
             max_cost: gucs::MAX_COST.get(),
             max_rows_estimate: gucs::MAX_ROWS_ESTIMATE.get(),
         })
@@ -343,38 +250,13 @@ pub unsafe fn prepare(
         return None;
     }
 
-    set_stage(Stage::Plan);
-    let mut planned = Vec::new();
-    let (mut cost, mut rows) = (0.0, 0.0);
-    for query in queries.iter_ptr() {
-        // SAFETY: a checked query (so not a utility statement); the planner may scribble on
-        // it, which no longer matters.
-        unsafe {
-            let stmt = pg_sys::pg_plan_query(
-                query,
-                sql.as_ptr(),
-                pg_sys::CURSOR_OPT_PARALLEL_OK as i32,
-                std::ptr::null_mut(),
-            );
-            if stmt.is_null() || (*stmt).planTree.is_null() {
-                internal("pg_plan_query");
-            }
-            cost += (*(*stmt).planTree).total_cost;
-            rows += (*(*stmt).planTree).plan_rows;
-            planned.push(stmt);
-        }
-    }
-    {
-        let mut r = report.borrow_mut();
-        r.estimated_cost = Some(cost);
-        r.estimated_rows = Some(rows);
-    }
-    // The caller's privileges, as the executor will check them: relations and columns (an
-    // ERROR naming the object, reported as PERMISSION_DENIED) and functions.
-    for &stmt in &planned {
-        // SAFETY: the range table of a valid plan.
-        unsafe { pg_sys::ExecCheckRTPerms((*stmt).rtable, true) };
-    }
+    // The caller's privileges, as the executor will check them, before anything is planned:
+    // the planner reads statistics and live index bounds of what it plans, so a query on
+    // what the caller may not read must be refused before it gets estimates (an oracle
+    // otherwise). Relations and columns at every query level (an ERROR naming the object,
+    // reported as PERMISSION_DENIED), then functions.
+    // SAFETY: the range table entries collected from the analysed queries.
+    unsafe { check_relation_privileges(&touched) };
     // SAFETY: reads the current user.
     let user = unsafe { pg_sys::GetUserId() };
     for &oid in &touched.functions {
@@ -391,25 +273,86 @@ pub unsafe fn prepare(
             return None;
         }
     }
+
+    set_stage(Stage::Plan);
+    let mut planned = Vec::new();
+    let (mut cost, mut rows) = (0.0, 0.0);
+    {
+        // the cost policy is measured on fixed cost constants, not the caller's session's
+        let _fixed = FixedCosts::set();
+        for query in queries.iter_ptr() {
+            // SAFETY: a checked query (so not a utility statement); the planner may scribble
+            // on it, which no longer matters.
+            unsafe {
+                let stmt = pg_sys::pg_plan_query(
+                    query,
+                    sql.as_ptr(),
+                    pg_sys::CURSOR_OPT_PARALLEL_OK as i32,
+                    std::ptr::null_mut(),
+                );
+                if stmt.is_null() || (*stmt).planTree.is_null() {
+                    internal("pg_plan_query");
+                }
+                cost += (*(*stmt).planTree).total_cost;
+                rows += (*(*stmt).planTree).plan_rows;
+                planned.push(stmt);
+            }
+        }
+    }
     let mut r = report.borrow_mut();
+    // Under row-level security the estimates count rows the caller cannot see: withheld, and
+    // a limit is enforced without saying by how much it was exceeded.
+    let disclose = !touched.row_security;
+    if disclose {
+        r.estimated_cost = Some(cost);
+        r.estimated_rows = Some(rows);
+    }
     if policies.max_cost > 0.0 && cost > policies.max_cost {
         r.refuse(
             Code::CostLimitExceeded,
-            format!(
-                "the planner estimates a cost of {cost:.0}, above pg_nlq.max_cost ({:.0})",
-                policies.max_cost
-            ),
+            if disclose {
+                format!(
+                    "the planner estimates a cost of {cost:.0}, above pg_nlq.max_cost ({:.0})",
+                    policies.max_cost
+                )
+            } else {
+                format!(
+                    "the planner's cost estimate is above pg_nlq.max_cost ({:.0})",
+                    policies.max_cost
+                )
+            },
         );
     } else if policies.max_rows_estimate > 0.0 && rows > policies.max_rows_estimate {
         r.refuse(
             Code::CostLimitExceeded,
-            format!(
-                "the planner estimates {rows:.0} rows, above pg_nlq.max_rows_estimate ({:.0})",
-                policies.max_rows_estimate
-            ),
+            if disclose {
+                format!(
+                    "the planner estimates {rows:.0} rows, above pg_nlq.max_rows_estimate ({:.0})",
+                    policies.max_rows_estimate
+                )
+            } else {
+                format!(
+                    "the planner's row estimate is above pg_nlq.max_rows_estimate ({:.0})",
+                    policies.max_rows_estimate
+                )
+            },
         );
     }
     r.ok().then_some(planned)
+}
+
+/// `ExecCheckRTPerms` on the relation entries of every level of the analysed queries (view
+/// bodies included, with the view owner's `checkAsUser`), as the executor would on the plan.
+///
+/// # Safety
+/// The entries must be those of the analysed queries, still alive.
+unsafe fn check_relation_privileges(touched: &Touched) {
+    let mut list = PgList::<pg_sys::RangeTblEntry>::new();
+    for &rte in &touched.relation_entries {
+        list.push(rte);
+    }
+    // SAFETY: a list of valid range table entries.
+    unsafe { pg_sys::ExecCheckRTPerms(list.as_ptr(), true) };
 }
 
 /// Analysis and rewrite of one raw statement, as the caller: views expanded, row-level
@@ -540,10 +483,7 @@ fn describe(touched: &Touched, policies: &Policies, report: &mut Report) {
 pub fn absorb_failure(failure: Failure, stage: Stage, report: &mut Report) {
     let state = sandbox::sqlstate_text(failure.sqlstate);
     // pg_nlq's own refusals (the runtime hook) carry their code first in the detail
-    let own = failure
-        .detail
-        .as_deref()
-        .and_then(|d| Code::parse(d.split(':').next().unwrap_or(d)));
+    let own = failure.detail.as_deref().and_then(Code::from_detail);
     let code = if failure.our_timeout {
         Code::StatementTimeout
     } else if let Some(code) = own {
@@ -557,6 +497,9 @@ pub fn absorb_failure(failure: Failure, stage: Stage, report: &mut Report) {
                 Code::UndefinedObject
             }
             "42501" => Code::PermissionDenied,
+            // stack depth limit exceeded, in PostgreSQL's own recursion (analysis, planning)
+            "54001" => Code::TooComplex,
+            "55P03" => Code::LockTimeout,
             _ => Code::InvalidQuery,
         }
     };
@@ -585,8 +528,8 @@ pub fn absorb_failure(failure: Failure, stage: Stage, report: &mut Report) {
     }
 }
 
-/// Validate `sql` completely: the whole of `nlq_validate()`.
-pub fn validate(sql: &str) -> Report {
+/// Validate `sql` (in the server encoding) completely: the whole of `nlq_validate()`.
+pub fn validate(sql: &SqlText) -> Report {
     let policies = match Policies::current() {
         Ok(p) => p,
         Err(e) => {
@@ -595,7 +538,7 @@ pub fn validate(sql: &str) -> Report {
             return report;
         }
     };
-    let Ok(sql) = std::ffi::CString::new(sql) else {
+    let Some(sql) = sql.to_cstring() else {
         let mut report = Report::default();
         report.refuse(Code::SyntaxError, "the query contains a NUL character");
         return report;
@@ -604,7 +547,7 @@ pub fn validate(sql: &str) -> Report {
         want_lists: true,
         ..Report::default()
     });
-    let outcome = sandbox::run(policies.access.clone(), &limits(), || {
+    let outcome = sandbox::run(&policies, &limits(), || {
         // SAFETY: inside the sandbox.
         unsafe { prepare(&sql, &policies, Mode::Checked, &report) };
     });
@@ -612,6 +555,14 @@ pub fn validate(sql: &str) -> Report {
     if let Err(failure) = outcome {
         absorb_failure(failure, stage(), &mut report);
     }
+    // functions the call hook refused before the walk could see them (a domain's CHECK run
+    // by an input function while the query was analysed)
+    for name in crate::call_hook::refused() {
+        if !report.functions.contains(&name) {
+            report.functions.push(name);
+        }
+    }
+    report.functions.sort();
     report
 }
 
@@ -625,27 +576,16 @@ pub fn validate(sql: &str) -> Report {
 /// SELECT nlq_validate('SELECT count(*) FROM orders WHERE placed_at > now() - interval ''7d''');
 /// ```
 #[pg_extern(stable, parallel_unsafe)]
-fn nlq_validate(sql: Option<&str>) -> JsonB {
-    let report = match sql {
-        Some(sql) => validate(sql),
-        None => {
-            let mut report = Report::default();
-            report.refuse(Code::Empty, "the query is NULL");
-            report
-        }
-    };
-    JsonB(report.to_json())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_round_trip() {
-        for code in Code::ALL {
-            assert_eq!(Code::parse(code.as_str()), Some(code));
-        }
-        assert_eq!(Code::parse("NOPE"), None);
-    }
+fn nlq_validate(sql: Option<SqlText>) -> JsonbDatum {
+    crate::error::entry(|| {
+        let report = match sql {
+            Some(sql) => validate(&sql),
+            None => {
+                let mut report = Report::default();
+                report.refuse(Code::Empty, "the query is NULL");
+                report
+            }
+        };
+        encoding::jsonb(&report.to_json())
+    })
 }

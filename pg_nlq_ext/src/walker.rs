@@ -19,7 +19,8 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{is_a, PgList};
 
-use crate::validate::Code;
+use crate::bound::{self, Bound};
+use crate::codes::Code;
 
 /// A refusal found while walking: its code and message.
 pub type Violation = (Code, String);
@@ -41,23 +42,46 @@ pub unsafe fn raw_check(stmt: *mut pg_sys::Node) -> Option<Violation> {
                 ),
             ));
         }
-        let mut found: Option<Violation> = None;
-        let ctx = (&mut found as *mut Option<Violation>).cast::<c_void>();
-        if !raw_walker(stmt, ctx) {
-            pg_sys::raw_expression_tree_walker(stmt, Some(raw_walker), ctx);
+        let mut walk = RawWalk {
+            found: None,
+            bound: Bound::new(),
+        };
+        let ctx = (&mut walk as *mut RawWalk).cast::<c_void>();
+        raw_walker(stmt, ctx);
+        if let Err(refusal) = walk.bound.finish() {
+            return Some(refusal);
         }
-        found
+        walk.found
     }
 }
 
-#[pg_guard]
+/// The state of a walk over a raw parse tree.
+struct RawWalk {
+    found: Option<Violation>,
+    bound: Bound,
+}
+
+/// The walker callback over raw parse trees: one bounded level ([`bound::step`]), no guard
+/// frame of its own.
 unsafe extern "C-unwind" fn raw_walker(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
+    // SAFETY: ctx is the RawWalk of raw_check; no reference to it outlives a statement.
+    unsafe {
+        let bound = std::ptr::addr_of_mut!((*ctx.cast::<RawWalk>()).bound);
+        bound::step(bound, || raw_node(node, ctx))
+    }
+}
+
+/// One node of a raw parse tree; true stops the walk.
+///
+/// # Safety
+/// `node` must be NULL or a raw parse node; `ctx` the RawWalk of the walk.
+unsafe fn raw_node(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
     if node.is_null() {
         return false;
     }
-    // SAFETY: ctx is the Option<Violation> of raw_check; node is a raw parse node.
+    // SAFETY: guaranteed by the caller.
     unsafe {
-        let found = &mut *ctx.cast::<Option<Violation>>();
+        let found = &mut (*ctx.cast::<RawWalk>()).found;
         if is_a(node, pg_sys::NodeTag::T_SelectStmt) {
             let select = &*node.cast::<pg_sys::SelectStmt>();
             if !select.intoClause.is_null() {
@@ -78,7 +102,7 @@ unsafe extern "C-unwind" fn raw_walker(node: *mut pg_sys::Node, ctx: *mut c_void
         } else if is_a(node, pg_sys::NodeTag::T_CommonTableExpr) {
             let cte = &*node.cast::<pg_sys::CommonTableExpr>();
             if !cte.ctequery.is_null() && !is_a(cte.ctequery, pg_sys::NodeTag::T_SelectStmt) {
-                let name = CStr::from_ptr(cte.ctename).to_string_lossy();
+                let name = crate::encoding::from_server_cstr(cte.ctename).unwrap_or_default();
                 let command =
                     CStr::from_ptr(pg_sys::CreateCommandName(cte.ctequery)).to_string_lossy();
                 *found = Some((
@@ -112,6 +136,12 @@ pub struct Touched {
     pub functions: BTreeSet<u32>,
     pub pseudo_functions: BTreeSet<Pseudo>,
     domains: BTreeSet<u32>,
+    /// The recursion budget of the walk in progress.
+    bound: Option<Bound>,
+    /// Every relation entry of every query level, for the privilege check before planning.
+    pub relation_entries: Vec<*mut pg_sys::RangeTblEntry>,
+    /// Row-level security applies somewhere in the query.
+    pub row_security: bool,
 }
 
 impl Touched {
@@ -120,9 +150,13 @@ impl Touched {
     /// # Safety
     /// `query` must be a valid `Query` node.
     pub unsafe fn walk_query(&mut self, query: *mut pg_sys::Query) {
+        self.bound = Some(Bound::new());
         let ctx = (self as *mut Touched).cast::<c_void>();
         // SAFETY: guaranteed by the caller.
         unsafe { query_walker(query.cast(), ctx) };
+        if let Some(Err((code, message))) = self.bound.take().map(|mut b| b.finish()) {
+            self.violation(code, &message);
+        }
     }
 
     fn violation(&mut self, code: Code, message: &str) {
@@ -182,6 +216,9 @@ impl Touched {
                 Code::DataModifyingCte,
                 "a WITH query inserts, updates or deletes",
             );
+        }
+        if q.hasRowSecurity {
+            self.row_security = true;
         }
         if !q.rowMarks.is_null() || q.hasForUpdate {
             self.violation(
@@ -263,6 +300,19 @@ impl Touched {
             } else if is_a(node, T_CoerceToDomain) {
                 let d = &*node.cast::<pg_sys::CoerceToDomain>();
                 self.domain(d.resulttype);
+            } else if is_a(node, T_Const) {
+                // a literal was turned into this value by its type's input function, which
+                // checks every domain inside it (an array, composite or range of one)
+                self.input_type((*node.cast::<pg_sys::Const>()).consttype);
+            } else if is_a(node, T_CoerceViaIO) {
+                // text to a type through its input function, at run time
+                self.input_type((*node.cast::<pg_sys::CoerceViaIO>()).resulttype);
+            } else if is_a(node, T_FuncExpr) {
+                // json_populate_record(NULL::comp, ...) and the like build their result
+                // through input functions
+                self.input_type((*node.cast::<pg_sys::FuncExpr>()).funcresulttype);
+            } else if is_a(node, T_ArrayCoerceExpr) {
+                self.input_type((*node.cast::<pg_sys::ArrayCoerceExpr>()).resulttype);
             } else if is_a(node, T_MinMaxExpr) {
                 let m = &*node.cast::<pg_sys::MinMaxExpr>();
                 let cache =
@@ -289,6 +339,56 @@ impl Touched {
                 let opnos = PgList::<c_void>::from_pg(r.opnos);
                 for opno in opnos.iter_oid() {
                     self.operator(opno);
+                }
+            }
+        }
+    }
+
+    /// The column types of a function in `FROM` with a column definition list
+    /// (`jsonb_to_record(...) AS x(a d_chk)`), whose values are made by input functions.
+    fn function_rte(&mut self, rte: &pg_sys::RangeTblEntry) {
+        if rte.rtekind != pg_sys::RTEKind::RTE_FUNCTION {
+            return;
+        }
+        // SAFETY: the functions of a function RTE are RangeTblFunction nodes, their column
+        // types an OID list.
+        unsafe {
+            let functions = PgList::<pg_sys::RangeTblFunction>::from_pg(rte.functions);
+            for f in functions.iter_ptr() {
+                let types = PgList::<c_void>::from_pg((*f).funccoltypes);
+                for typid in types.iter_oid() {
+                    self.input_type(typid);
+                }
+            }
+        }
+    }
+
+    /// Every domain a value of type `typid` holds (the type itself, array elements, composite
+    /// fields, range subtypes, recursively): each is checked when the value is made by the
+    /// type's input function, so each domain's CHECK functions count as called.
+    fn input_type(&mut self, typid: pg_sys::Oid) {
+        let mut pending = vec![typid];
+        let mut seen = BTreeSet::new();
+        while let Some(t) = pending.pop() {
+            if t == pg_sys::InvalidOid || !seen.insert(t.to_u32()) || seen.len() > 10_000 {
+                continue;
+            }
+            // SAFETY: catalog lookups by OID; each returns InvalidOid / 0 when not applicable.
+            unsafe {
+                match pg_sys::get_typtype(t) as u8 {
+                    b'd' => {
+                        self.domain(t);
+                        pending.push(pg_sys::getBaseType(t));
+                    }
+                    b'c' => {
+                        let relid = pg_sys::get_typ_typrelid(t);
+                        if relid != pg_sys::InvalidOid {
+                            pending.extend(crate::catalog::attribute_types(relid));
+                        }
+                    }
+                    b'r' => pending.push(pg_sys::get_range_subtype(t)),
+                    b'm' => pending.push(pg_sys::get_multirange_range(t)),
+                    _ => pending.push(pg_sys::get_element_type(t)),
                 }
             }
         }
@@ -327,17 +427,34 @@ unsafe extern "C-unwind" fn record_function(func: pg_sys::Oid, ctx: *mut c_void)
     false
 }
 
-#[pg_guard]
+/// The walker callback over analysed trees: one bounded level ([`bound::step`]), no guard
+/// frame of its own.
 unsafe extern "C-unwind" fn query_walker(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
+    // SAFETY: ctx is the Touched of the walk, whose bound is set while it walks; no reference
+    // to it outlives a statement.
+    unsafe {
+        let Some(bound) = (*ctx.cast::<Touched>()).bound.as_mut() else {
+            return true;
+        };
+        let bound: *mut Bound = bound;
+        bound::step(bound, || query_node(node, ctx))
+    }
+}
+
+/// One node of an analysed tree; true stops the walk.
+///
+/// # Safety
+/// `node` must be NULL or a valid analysed-tree node; `ctx` the Touched of the walk.
+unsafe fn query_node(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
     if node.is_null() {
         return false;
     }
-    // SAFETY: ctx is the Touched of the walk; node is a valid analysed-tree node.
+    // SAFETY: guaranteed by the caller; each borrow of the Touched ends before the C walker
+    // recurses into query_walker.
     unsafe {
-        let touched = &mut *ctx.cast::<Touched>();
         if is_a(node, pg_sys::NodeTag::T_Query) {
             let query = node.cast::<pg_sys::Query>();
-            touched.query_level(&*query);
+            (*ctx.cast::<Touched>()).query_level(&*query);
             return pg_sys::query_tree_walker(
                 query,
                 Some(query_walker),
@@ -346,11 +463,17 @@ unsafe extern "C-unwind" fn query_walker(node: *mut pg_sys::Node, ctx: *mut c_vo
             );
         }
         if is_a(node, pg_sys::NodeTag::T_RangeTblEntry) {
-            touched.range_table_entry(&*node.cast::<pg_sys::RangeTblEntry>());
+            let entry = node.cast::<pg_sys::RangeTblEntry>();
+            let rte = &*entry;
+            if rte.rtekind == pg_sys::RTEKind::RTE_RELATION {
+                (*ctx.cast::<Touched>()).relation_entries.push(entry);
+            }
+            (*ctx.cast::<Touched>()).function_rte(rte);
+            (*ctx.cast::<Touched>()).range_table_entry(rte);
             return false;
         }
         pg_sys::check_functions_in_node(node, Some(record_function), ctx);
-        touched.special_node(node);
+        (*ctx.cast::<Touched>()).special_node(node);
         pg_sys::expression_tree_walker(node, Some(query_walker), ctx)
     }
 }

@@ -1,0 +1,211 @@
+//! Text between PostgreSQL's server encoding and Rust's UTF-8.
+//!
+//! pg_nlq works in any database encoding (UTF8, LATIN1, EUC_JP, SQL_ASCII...):
+//! - the query text is taken as the bytes the server holds ([`SqlText`]) and parsed as such —
+//!   never required to be UTF-8;
+//! - names read from the catalogs and settings are converted to UTF-8 ([`from_server`]) before
+//!   any policy decision, so a name is compared as the characters it is;
+//! - JSON pg_nlq writes is turned into jsonb from text converted back to the server encoding
+//!   ([`jsonb`]), so `é` stays `é` in a LATIN1 database.
+//!
+//! SQL_ASCII declares no encoding: its bytes are taken as UTF-8 where they form UTF-8 and
+//! replaced by U+FFFD where they do not, so what pg_nlq answers is always valid UTF-8.
+
+use std::ffi::{c_char, c_int, CStr, CString};
+
+use pgrx::callconv::{Arg, ArgAbi};
+use pgrx::nullable::Nullable;
+use pgrx::pg_sys;
+use pgrx::pgrx_sql_entity_graph::metadata::{
+    ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable,
+};
+use pgrx::prelude::*;
+
+use crate::jsonb::JsonbDatum;
+
+/// A `text` argument as the bytes the server holds, in the database encoding.
+pub struct SqlText(pub Vec<u8>);
+
+impl FromDatum for SqlText {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _typoid: pg_sys::Oid,
+    ) -> Option<Self> {
+        if is_null || datum.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null text datum is a varlena, detoasted (possibly a copy) here.
+        unsafe {
+            let text = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+            let len = pgrx::varsize_any_exhdr(text);
+            let data = pgrx::vardata_any(text).cast::<u8>();
+            Some(SqlText(std::slice::from_raw_parts(data, len).to_vec()))
+        }
+    }
+}
+
+// SAFETY: unboxed through FromDatum, like pgrx's own text types.
+unsafe impl<'fcx> ArgAbi<'fcx> for SqlText {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        // SAFETY: the argument is a text datum.
+        unsafe { arg.unbox_arg_using_from_datum() }
+            .unwrap_or_else(|| panic!("argument {index} must not be null"))
+    }
+
+    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+        // SAFETY: the argument is a text datum.
+        unsafe { arg.unbox_arg_using_from_datum() }.into()
+    }
+}
+
+// SAFETY: the SQL type is text, read as its bytes.
+unsafe impl SqlTranslatable for SqlText {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(SqlText);
+    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("text"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Err(ReturnsError::Datum);
+}
+
+impl SqlText {
+    /// The text as a C string for the parser; `None` if it holds a NUL byte.
+    pub fn to_cstring(&self) -> Option<CString> {
+        CString::new(self.0.clone()).ok()
+    }
+}
+
+fn database_encoding() -> c_int {
+    // SAFETY: reads the database encoding, set for the whole session.
+    unsafe { pg_sys::GetDatabaseEncoding() }
+}
+
+/// Bytes in the server encoding, as a UTF-8 string.
+pub fn from_server(bytes: &[u8]) -> String {
+    let encoding = database_encoding();
+    if encoding == pg_sys::pg_enc::PG_UTF8 as c_int
+        || encoding == pg_sys::pg_enc::PG_SQL_ASCII as c_int
+        || bytes.is_ascii()
+    {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let Ok(len) = c_int::try_from(bytes.len()) else {
+        return String::from_utf8_lossy(bytes).into_owned();
+    };
+    // SAFETY: pg_server_to_any reads len bytes and returns them or a palloc'd converted,
+    // NUL-terminated copy; text stored in the database is valid in its encoding.
+    let converted = pgrx::PgTryBuilder::new(|| unsafe {
+        let out = pg_sys::pg_server_to_any(
+            bytes.as_ptr().cast::<c_char>(),
+            len,
+            pg_sys::pg_enc::PG_UTF8 as c_int,
+        );
+        if out.cast::<u8>().cast_const() == bytes.as_ptr() {
+            String::from_utf8_lossy(bytes).into_owned()
+        } else {
+            CStr::from_ptr(out).to_string_lossy().into_owned()
+        }
+    })
+    .catch_others(|_| String::from_utf8_lossy(bytes).into_owned())
+    .execute();
+    converted
+}
+
+/// A C string in the server encoding, as a UTF-8 string.
+///
+/// # Safety
+/// `p` must be NULL or a valid NUL-terminated string.
+pub unsafe fn from_server_cstr(p: *const c_char) -> Option<String> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: guaranteed by the caller.
+    Some(from_server(unsafe { CStr::from_ptr(p) }.to_bytes()))
+}
+
+/// UTF-8 text in the server encoding; a character the server encoding cannot represent
+/// becomes `?` (only text pg_nlq wrote itself can hold one: names and values came from the
+/// database).
+pub fn to_server(text: &str) -> Vec<u8> {
+    let encoding = database_encoding();
+    if text.is_ascii()
+        || encoding == pg_sys::pg_enc::PG_UTF8 as c_int
+        || encoding == pg_sys::pg_enc::PG_SQL_ASCII as c_int
+    {
+        return text.as_bytes().to_vec();
+    }
+    convert_to_server(text).unwrap_or_else(|| {
+        let mut out = Vec::with_capacity(text.len());
+        let mut buf = [0u8; 4];
+        for c in text.chars() {
+            match convert_to_server(c.encode_utf8(&mut buf)) {
+                Some(bytes) => out.extend_from_slice(&bytes),
+                None => out.push(b'?'),
+            }
+        }
+        out
+    })
+}
+
+fn convert_to_server(text: &str) -> Option<Vec<u8>> {
+    let len = c_int::try_from(text.len()).ok()?;
+    // SAFETY: pg_any_to_server reads len bytes of valid UTF-8 and returns them or a palloc'd
+    // converted, NUL-terminated copy; it raises when a character has no equivalent.
+    pgrx::PgTryBuilder::new(|| unsafe {
+        let out = pg_sys::pg_any_to_server(
+            text.as_ptr().cast::<c_char>(),
+            len,
+            pg_sys::pg_enc::PG_UTF8 as c_int,
+        );
+        if out.cast::<u8>().cast_const() == text.as_ptr() {
+            Some(text.as_bytes().to_vec())
+        } else {
+            Some(CStr::from_ptr(out).to_bytes().to_vec())
+        }
+    })
+    .catch_others(|_| None)
+    .execute()
+}
+
+/// In a SQL_ASCII database, `bytes` with any sequence that is not UTF-8 replaced by U+FFFD (a
+/// palloc'd copy in the current memory context); elsewhere, and when already valid, `bytes`.
+/// Other server encodings are converted to the client's by PostgreSQL itself.
+///
+/// # Safety
+/// `bytes` must live as long as the current memory context (the copy does).
+pub unsafe fn valid_utf8_in_sql_ascii(bytes: &'static [u8]) -> &'static [u8] {
+    if database_encoding() != pg_sys::pg_enc::PG_SQL_ASCII as c_int
+        || std::str::from_utf8(bytes).is_ok()
+    {
+        return bytes;
+    }
+    let fixed = String::from_utf8_lossy(bytes);
+    // SAFETY: pnstrdup copies the bytes into the current memory context.
+    unsafe {
+        let copy = pg_sys::pnstrdup(fixed.as_ptr().cast::<c_char>(), fixed.len());
+        std::slice::from_raw_parts(copy.cast::<u8>(), fixed.len())
+    }
+}
+
+/// A JSON document as a jsonb datum, its text converted to the server encoding first.
+pub fn jsonb(value: &serde_json::Value) -> JsonbDatum {
+    let text = to_server(&value.to_string());
+    let text = CString::new(text).unwrap_or_default();
+    // SAFETY: jsonb_in parses a NUL-terminated string in the server encoding; JSON written by
+    // serde_json is valid JSON.
+    let datum = unsafe {
+        pgrx::fcinfo::direct_function_call_as_datum(
+            pg_sys::jsonb_in,
+            &[Some(pg_sys::Datum::from(text.as_ptr()))],
+        )
+    };
+    match datum {
+        Some(datum) => JsonbDatum(datum),
+        None => crate::error::NlqError::Internal {
+            context: "jsonb_in",
+            detail: "returned NULL".into(),
+        }
+        .raise(),
+    }
+}
