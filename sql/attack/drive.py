@@ -40,7 +40,9 @@ VALIDATE_CODES = {
     "FORBIDDEN_COLUMN", "UNDEFINED_OBJECT", "PERMISSION_DENIED", "COST_LIMIT_EXCEEDED",
     "INVALID_QUERY", "STATEMENT_TIMEOUT", "POLICY_ERROR", "TOO_COMPLEX",
 }
-RUN_CODES = VALIDATE_CODES - {"OK"} | {"LOCK_TIMEOUT", "EXECUTION_ERROR"}
+# pg_nlq's own failures: a code, but never the answer to a query, so reported as failures
+INTERNAL_CODES = {"INTERNAL_ERROR"}
+RUN_CODES = VALIDATE_CODES - {"OK"} | {"LOCK_TIMEOUT", "EXECUTION_ERROR", "INVALID_ARGUMENT"}
 BACKTRACE = re.compile(r"stack backtrace|^\s+\d+: |\bat \S+\.rs:\d+", re.MULTILINE)
 CODE_HEAD = re.compile(r"^([A-Z][A-Z_]+)(?::|$)")
 
@@ -119,6 +121,8 @@ def check_validate(cur_result):
     if not isinstance(doc, dict):
         return None, f"not a jsonb object: {doc!r}"[:300]
     code = doc.get("code")
+    if code in INTERNAL_CODES:
+        return code, f"pg_nlq failed: {doc.get('message')!r}"[:300]
     if code not in VALIDATE_CODES:
         return code, f"unknown code {code!r}"
     if (doc.get("ok") is True) != (code == "OK"):
@@ -136,7 +140,9 @@ def check_run_error(e):
     problems = []
     if state == "XX000":
         problems.append("SQLSTATE XX000")
-    if code not in RUN_CODES:
+    if code in INTERNAL_CODES:
+        problems.append(f"pg_nlq failed ({message[:120]!r})")
+    elif code not in RUN_CODES:
         problems.append(f"no known code at the head of DETAIL ({detail[:80]!r})")
     if BACKTRACE.search(detail) or BACKTRACE.search(message):
         problems.append("backtrace in the error")
