@@ -90,10 +90,6 @@ SELECT shape, size, expect, sql FROM (VALUES
   ('UNION chain', 3000, 'mid', 'SELECT 1' || repeat(' UNION SELECT 1', 3000)),
   ('UNION chain', 100000, 'big', 'SELECT 1' || repeat(' UNION SELECT 1', 100000)),
   ('UNION ALL chain', 100000, 'mid', 'SELECT 1' || repeat(' UNION ALL SELECT 1', 100000)),
-  ('CTE chain', 100, 'ok', 'WITH c0 AS (SELECT 1 AS x)' || (SELECT string_agg(format(', c%s AS (SELECT x FROM c%s)', g, g - 1), '') FROM generate_series(1, 100) g) || ' SELECT x FROM c100'),
-  ('CTE chain', 300, 'mid', 'WITH c0 AS (SELECT 1 AS x)' || (SELECT string_agg(format(', c%s AS (SELECT x FROM c%s)', g, g - 1), '') FROM generate_series(1, 300) g) || ' SELECT x FROM c300'),
-  ('CTE chain', 3000, 'mid', 'WITH c0 AS (SELECT 1 AS x)' || (SELECT string_agg(format(', c%s AS (SELECT x FROM c%s)', g, g - 1), '') FROM generate_series(1, 3000) g) || ' SELECT x FROM c3000'),
-  ('CTE chain', 20000, 'mid', 'WITH c0 AS (SELECT 1 AS x)' || (SELECT string_agg(format(', c%s AS (SELECT x FROM c%s)', g, g - 1), '') FROM generate_series(1, 20000) g) || ' SELECT x FROM c20000'),
   ('many columns', 1600, 'ok', 'SELECT ' || (SELECT string_agg('1', ',') FROM generate_series(1, 1600) g)),
   ('many columns', 100000, 'mid', 'SELECT ' || (SELECT string_agg('1', ',') FROM generate_series(1, 100000) g)),
   ('many joins', 200, 'mid', 'SELECT 1 FROM ' || (SELECT string_agg(format('(SELECT 1) t%s', g), ', ') FROM generate_series(1, 200) g))
