@@ -16,20 +16,22 @@ CREATE FUNCTION pg_temp.kind(code text, sqlstate text) RETURNS text LANGUAGE sql
     WHEN code IN ('INVALID_QUERY', 'EXECUTION_ERROR') AND sqlstate LIKE '54%' THEN 'too complex'
     ELSE code END
 $$;
--- what nlq_validate() and nlq_run() make of sql, with `expect` the size class:
--- 'ok' (must be OK), 'big' (must be too complex), 'mid' (either is an answer)
-CREATE FUNCTION pg_temp.probe(sql text, expect text, OUT validate text, OUT run text)
-LANGUAGE plpgsql AS $$
-DECLARE v jsonb; state text; detail text; msg text; k text;
+-- what nlq_validate() makes of sql, with `expect` the size class: 'ok' (must be OK), 'big'
+-- (must be too complex), 'mid' (either is an answer)
+CREATE FUNCTION pg_temp.validate(sql text, expect text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE v jsonb; state text; k text;
 BEGIN
-  BEGIN
-    v := nlq_validate(sql);
-    k := pg_temp.kind(v->>'code', v->>'sqlstate');
-    validate := CASE WHEN expect = 'mid' AND k IN ('OK', 'too complex') THEN 'answered' ELSE k END;
-  EXCEPTION WHEN OTHERS OR query_canceled THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE;
-    validate := 'raised ' || state;
-  END;
+  v := nlq_validate(sql);
+  k := pg_temp.kind(v->>'code', v->>'sqlstate');
+  RETURN CASE WHEN expect = 'mid' AND k IN ('OK', 'too complex') THEN 'answered' ELSE k END;
+EXCEPTION WHEN OTHERS OR query_canceled THEN
+  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE;
+  RETURN 'raised ' || state;
+END $$;
+-- the same for nlq_run(): an answer, or the kind of the code at the head of DETAIL
+CREATE FUNCTION pg_temp.run(sql text, expect text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE state text; detail text; msg text; k text;
+BEGIN
   BEGIN
     PERFORM nlq_run(sql, 1);
     k := 'OK';
@@ -43,7 +45,7 @@ BEGIN
       k := pg_temp.kind(substring(detail from '^([A-Z][A-Z_]+)(?::|$)'), state);
     END IF;
   END;
-  run := CASE WHEN expect = 'mid' AND k IN ('OK', 'too complex') THEN 'answered' ELSE k END;
+  RETURN CASE WHEN expect = 'mid' AND k IN ('OK', 'too complex') THEN 'answered' ELSE k END;
 END $$;
 CREATE TEMP TABLE shapes (n serial, shape text, size int, expect text, sql text);
 INSERT INTO shapes (shape, size, expect, sql)
@@ -94,8 +96,10 @@ SELECT shape, size, expect, sql FROM (VALUES
   ('many columns', 100000, 'mid', 'SELECT ' || (SELECT string_agg('1', ',') FROM generate_series(1, 100000) g)),
   ('many joins', 200, 'mid', 'SELECT 1 FROM ' || (SELECT string_agg(format('(SELECT 1) t%s', g), ', ') FROM generate_series(1, 200) g))
 ) AS t(shape, size, expect, sql);
+-- one top-level statement per shape and function, so that each call has its own 1 s
 SET statement_timeout = '1s';
-SELECT n, shape, size, expect, p.* FROM shapes, pg_temp.probe(sql, expect) p ORDER BY n;
+SELECT format('SELECT n, shape, size, expect, pg_temp.%s(sql, expect) AS %s FROM shapes WHERE n = %s', f, f, n)
+FROM shapes, (VALUES (1, 'validate'), (2, 'run')) AS fn(k, f) ORDER BY n, k \gexec
 RESET statement_timeout;
 
 -- cancel and terminate from another session, during a long legal call: each of these runs for

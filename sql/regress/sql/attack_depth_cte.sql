@@ -15,20 +15,22 @@ CREATE FUNCTION pg_temp.kind(code text, sqlstate text) RETURNS text LANGUAGE sql
     WHEN code IN ('INVALID_QUERY', 'EXECUTION_ERROR') AND sqlstate LIKE '54%' THEN 'too complex'
     ELSE code END
 $$;
--- what nlq_validate() and nlq_run() make of sql, with `expect` the size class:
--- 'ok' (must be OK), 'big' (must be too complex), 'mid' (either is an answer)
-CREATE FUNCTION pg_temp.probe(sql text, expect text, OUT validate text, OUT run text)
-LANGUAGE plpgsql AS $$
-DECLARE v jsonb; state text; detail text; msg text; k text;
+-- what nlq_validate() makes of sql, with `expect` the size class: 'ok' (must be OK), 'big'
+-- (must be too complex), 'mid' (either is an answer)
+CREATE FUNCTION pg_temp.validate(sql text, expect text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE v jsonb; state text; k text;
 BEGIN
-  BEGIN
-    v := nlq_validate(sql);
-    k := pg_temp.kind(v->>'code', v->>'sqlstate');
-    validate := CASE WHEN expect = 'mid' AND k IN ('OK', 'too complex') THEN 'answered' ELSE k END;
-  EXCEPTION WHEN OTHERS OR query_canceled THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE;
-    validate := 'raised ' || state;
-  END;
+  v := nlq_validate(sql);
+  k := pg_temp.kind(v->>'code', v->>'sqlstate');
+  RETURN CASE WHEN expect = 'mid' AND k IN ('OK', 'too complex') THEN 'answered' ELSE k END;
+EXCEPTION WHEN OTHERS OR query_canceled THEN
+  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE;
+  RETURN 'raised ' || state;
+END $$;
+-- the same for nlq_run(): an answer, or the kind of the code at the head of DETAIL
+CREATE FUNCTION pg_temp.run(sql text, expect text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE state text; detail text; msg text; k text;
+BEGIN
   BEGIN
     PERFORM nlq_run(sql, 1);
     k := 'OK';
@@ -42,7 +44,7 @@ BEGIN
       k := pg_temp.kind(substring(detail from '^([A-Z][A-Z_]+)(?::|$)'), state);
     END IF;
   END;
-  run := CASE WHEN expect = 'mid' AND k IN ('OK', 'too complex') THEN 'answered' ELSE k END;
+  RETURN CASE WHEN expect = 'mid' AND k IN ('OK', 'too complex') THEN 'answered' ELSE k END;
 END $$;
 CREATE TEMP TABLE shapes (n serial, shape text, size int, expect text, sql text);
 INSERT INTO shapes (shape, size, expect, sql)
@@ -52,6 +54,8 @@ SELECT shape, size, expect, sql FROM (VALUES
   ('CTE chain', 3000, 'mid', 'WITH c0 AS (SELECT 1 AS x)' || (SELECT string_agg(format(', c%s AS (SELECT x FROM c%s)', g, g - 1), '') FROM generate_series(1, 3000) g) || ' SELECT x FROM c3000'),
   ('CTE chain', 20000, 'mid', 'WITH c0 AS (SELECT 1 AS x)' || (SELECT string_agg(format(', c%s AS (SELECT x FROM c%s)', g, g - 1), '') FROM generate_series(1, 20000) g) || ' SELECT x FROM c20000')
 ) AS t(shape, size, expect, sql);
+-- one top-level statement per shape and function, so that each call has its own 1 s
 SET statement_timeout = '1s';
-SELECT n, shape, size, expect, p.* FROM shapes, pg_temp.probe(sql, expect) p ORDER BY n;
+SELECT format('SELECT n, shape, size, expect, pg_temp.%s(sql, expect) AS %s FROM shapes WHERE n = %s', f, f, n)
+FROM shapes, (VALUES (1, 'validate'), (2, 'run')) AS fn(k, f) ORDER BY n, k \gexec
 RESET statement_timeout;
