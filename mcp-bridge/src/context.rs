@@ -178,14 +178,14 @@ fn matches_filter(relation: &Relation, needle: &str) -> bool {
 }
 
 /// User-defined types looked up by the names a column's type may carry.
-struct TypeIndex<'a> {
+pub(crate) struct TypeIndex<'a> {
     enums: HashMap<String, &'a [String]>,
     /// Qualified name to its one-line definition (domains and composites).
     definitions: HashMap<String, (String, String)>,
 }
 
 impl<'a> TypeIndex<'a> {
-    fn new(snapshot: &'a Snapshot) -> Self {
+    pub(crate) fn new(snapshot: &'a Snapshot) -> Self {
         let mut enums = HashMap::new();
         let mut definitions = HashMap::new();
         let types = &snapshot.types;
@@ -233,7 +233,7 @@ impl<'a> TypeIndex<'a> {
         TypeIndex { enums, definitions }
     }
 
-    fn enum_labels(&self, data_type: &str) -> Option<&'a [String]> {
+    pub(crate) fn enum_labels(&self, data_type: &str) -> Option<&'a [String]> {
         self.enums.get(element_type(data_type)).copied()
     }
 
@@ -259,7 +259,7 @@ fn element_type(data_type: &str) -> &str {
 
 /// The rendering of `relations` (already sorted) with the schema comments and the types they
 /// use.
-fn render(snapshot: &Snapshot, relations: &[&Relation]) -> String {
+pub(crate) fn render(snapshot: &Snapshot, relations: &[&Relation]) -> String {
     let types = TypeIndex::new(snapshot);
     let mut out = String::new();
 

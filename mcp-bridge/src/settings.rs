@@ -103,6 +103,8 @@ pub struct Settings {
     pub model: ModelSettings,
     pub pipeline: PipelineSettings,
     pub database: DatabaseSettings,
+    /// The schema context: its token budget and how it is chosen ([`crate::linking`]).
+    pub context: crate::linking::ContextSettings,
 }
 
 /// Environment variable naming the configuration file when `--config` is not given.
@@ -138,6 +140,8 @@ struct RawConfig {
     pipeline: RawPipeline,
     #[serde(default)]
     database: RawDatabase,
+    #[serde(default)]
+    context: RawContext,
     #[serde(default)]
     servers: Vec<RawServer>,
 }
@@ -176,6 +180,14 @@ struct RawDatabase {
     fingerprint_check_interval_secs: Option<f64>,
     retry_interval_secs: Option<f64>,
     include_stats: Option<bool>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContext {
+    max_tokens: Option<usize>,
+    whole_schema_when_it_fits: Option<bool>,
+    widen_factor: Option<f64>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -476,6 +488,19 @@ impl Settings {
             include_stats: d.include_stats.unwrap_or(true),
         };
 
+        let c = raw.context;
+        let context = crate::linking::ContextSettings {
+            max_tokens: in_range(
+                c.max_tokens,
+                crate::linking::DEFAULT_MAX_TOKENS,
+                "context.max_tokens",
+                200,
+                1_000_000,
+            )?,
+            whole_schema_when_it_fits: c.whole_schema_when_it_fits.unwrap_or(true),
+            widen_factor: in_range(c.widen_factor, 2.0, "context.widen_factor", 1.0, 10.0)?,
+        };
+
         let mut servers = Vec::new();
         for (i, s) in raw.servers.into_iter().enumerate() {
             let what = format!("servers[{i}].url");
@@ -531,6 +556,7 @@ impl Settings {
             model,
             pipeline,
             database,
+            context,
         })
     }
 
@@ -695,6 +721,12 @@ mod tests {
         ));
         assert!(e.contains("verify_threshold = 11 is out of range"), "{e}");
         let e = err(Settings::from_toml(
+            &format!("[context]\nmax_tokens = 10\n{MINIMAL}"),
+            "f",
+            &env(&[]),
+        ));
+        assert!(e.contains("context.max_tokens = 10 is out of range"), "{e}");
+        let e = err(Settings::from_toml(
             &format!("[model]\nreasoning_effort = \"max\"\n{MINIMAL}"),
             "f",
             &env(&[]),
@@ -732,6 +764,9 @@ mod tests {
         .unwrap();
         assert_eq!(s.servers[0].exclude, vec!["postgres"]);
         assert_eq!(s.database.pool_size, 8);
+        assert_eq!(s.context.max_tokens, 4000);
+        assert!(s.context.whole_schema_when_it_fits);
+        assert_eq!(s.context.widen_factor, 2.0);
         let s = Settings::from_toml(
             include_str!("../../fixtures/bridge.toml"),
             "fixtures/bridge.toml",

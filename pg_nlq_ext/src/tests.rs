@@ -79,6 +79,11 @@ mod tests {
     #[pg_test]
     fn a_volatile_pl_function_that_inserts_changes_nothing() {
         setup();
+        // the call hook stops a user function the policy does not allow before it runs
+        let r = unchecked("SELECT dd.add(100)");
+        assert!(r.starts_with("42501 FORBIDDEN_FUNCTION"), "{r}");
+        // allowed, the read-only transaction stops its write
+        sql("SET pg_nlq.allowed_functions = 'dd.add'");
         let r = unchecked("SELECT dd.add(100)");
         assert!(r.starts_with("25006 EXECUTION_ERROR"), "{r}");
         assert!(r.contains("read-only transaction"), "{r}");
@@ -127,6 +132,9 @@ mod tests {
         sql("CREATE TEMP TABLE scratch (x int);
              CREATE FUNCTION pg_temp.scribble() RETURNS int LANGUAGE plpgsql AS
                $$BEGIN INSERT INTO scratch VALUES (1); RETURN 1; END$$;");
+        let r = unchecked("SELECT pg_temp.scribble()");
+        assert!(r.starts_with("42501 FORBIDDEN_FUNCTION"), "{r}");
+        sql("SET pg_nlq.allowed_functions = 'scribble'");
         let r = unchecked("SELECT pg_temp.scribble()");
         assert_eq!(r, "OK 1 -");
         assert_eq!(one_i64("SELECT count(*) FROM scratch"), 0);

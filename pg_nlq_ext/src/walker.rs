@@ -45,6 +45,7 @@ pub unsafe fn raw_check(stmt: *mut pg_sys::Node) -> Option<Violation> {
         let mut walk = RawWalk {
             found: None,
             bound: Bound::new(),
+            queries: 0,
         };
         let ctx = (&mut walk as *mut RawWalk).cast::<c_void>();
         raw_walker(stmt, ctx);
@@ -59,6 +60,24 @@ pub unsafe fn raw_check(stmt: *mut pg_sys::Node) -> Option<Violation> {
 struct RawWalk {
     found: Option<Violation>,
     bound: Bound,
+    /// SELECTs seen so far (subqueries, set operation arms, WITH queries).
+    queries: u32,
+}
+
+/// Most SELECTs and WITH queries one statement may hold, before and after view expansion.
+/// PostgreSQL's planner does work that grows faster than linearly with them (a chain of 400
+/// CTEs takes it over a second, 3,000 some ten minutes) in loops that never service a cancel
+/// request, so a statement over the limit is refused before it is analysed or planned.
+pub const MAX_QUERIES: u32 = 200;
+
+fn too_many_queries() -> Violation {
+    (
+        Code::TooComplex,
+        format!(
+            "the query holds more than {MAX_QUERIES} SELECTs and WITH queries (subqueries, \
+             UNION arms, CTEs, views); simplify it"
+        ),
+    )
 }
 
 /// The walker callback over raw parse trees: one bounded level ([`bound::step`]), no guard
@@ -81,7 +100,16 @@ unsafe fn raw_node(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
     }
     // SAFETY: guaranteed by the caller.
     unsafe {
-        let found = &mut (*ctx.cast::<RawWalk>()).found;
+        let walk = &mut *ctx.cast::<RawWalk>();
+        // every subquery, set operation arm and WITH query is a SelectStmt
+        if is_a(node, pg_sys::NodeTag::T_SelectStmt) {
+            walk.queries += 1;
+            if walk.queries > MAX_QUERIES {
+                walk.found = Some(too_many_queries());
+                return true;
+            }
+        }
+        let found = &mut walk.found;
         if is_a(node, pg_sys::NodeTag::T_SelectStmt) {
             let select = &*node.cast::<pg_sys::SelectStmt>();
             if !select.intoClause.is_null() {
@@ -125,6 +153,20 @@ pub struct RelationUse {
     pub attnums: BTreeSet<i16>,
 }
 
+/// Built-in type input and receive functions that take the type to make as an argument.
+const TYPE_IO_FUNCTIONS: &[&str] = &[
+    "array_in",
+    "array_recv",
+    "record_in",
+    "record_recv",
+    "domain_in",
+    "domain_recv",
+    "range_in",
+    "range_recv",
+    "multirange_in",
+    "multirange_recv",
+];
+
 /// A function-like construct that has no `pg_proc` entry of its own: name and volatility.
 pub type Pseudo = (&'static str, u8);
 
@@ -142,6 +184,8 @@ pub struct Touched {
     pub relation_entries: Vec<*mut pg_sys::RangeTblEntry>,
     /// Row-level security applies somewhere in the query.
     pub row_security: bool,
+    /// Query levels seen (see [`MAX_QUERIES`]).
+    queries: u32,
 }
 
 impl Touched {
@@ -310,7 +354,9 @@ impl Touched {
             } else if is_a(node, T_FuncExpr) {
                 // json_populate_record(NULL::comp, ...) and the like build their result
                 // through input functions
-                self.input_type((*node.cast::<pg_sys::FuncExpr>()).funcresulttype);
+                let f = &*node.cast::<pg_sys::FuncExpr>();
+                self.input_type(f.funcresulttype);
+                self.type_io_call(f);
             } else if is_a(node, T_ArrayCoerceExpr) {
                 self.input_type((*node.cast::<pg_sys::ArrayCoerceExpr>()).resulttype);
             } else if is_a(node, T_MinMaxExpr) {
@@ -344,9 +390,60 @@ impl Touched {
         }
     }
 
+    /// A direct call of a type input or receive function that takes the type as an argument
+    /// (`array_in('{1}', 'd'::regtype, -1)`): the domains of that type count as checked; a type
+    /// that is not a constant cannot be known beforehand, and is refused.
+    unsafe fn type_io_call(&mut self, f: &pg_sys::FuncExpr) {
+        if u32::from(f.funcid) >= pg_sys::FirstNormalObjectId {
+            return;
+        }
+        // SAFETY: syscache lookup; NULL for a missing function.
+        let name = unsafe { crate::encoding::from_server_cstr(pg_sys::get_func_name(f.funcid)) };
+        let Some(name) = name else { return };
+        if !TYPE_IO_FUNCTIONS.contains(&name.as_str()) {
+            return;
+        }
+        // SAFETY: the arguments of a FuncExpr are expression nodes.
+        let args = unsafe { PgList::<pg_sys::Node>::from_pg(f.args) };
+        let typid = args.get_ptr(1).and_then(|arg| {
+            // SAFETY: a node of the argument list; a Const's value is its datum.
+            unsafe {
+                let mut arg = arg;
+                // 'd'::regtype passed as oid is relabelled
+                while is_a(arg, pg_sys::NodeTag::T_RelabelType) {
+                    arg = (*arg.cast::<pg_sys::RelabelType>()).arg.cast();
+                }
+                if !is_a(arg, pg_sys::NodeTag::T_Const) {
+                    return None;
+                }
+                let c = &*arg.cast::<pg_sys::Const>();
+                (!c.constisnull).then(|| pg_sys::Oid::from(c.constvalue.value() as u32))
+            }
+        });
+        match typid {
+            Some(typid) => self.input_type(typid),
+            None => self.violation(
+                Code::ForbiddenFunction,
+                &format!(
+                    "pg_catalog.{name} is called with a type that is not a constant, so the \
+                     checks it would run cannot be known before it runs"
+                ),
+            ),
+        }
+    }
+
     /// The column types of a function in `FROM` with a column definition list
     /// (`jsonb_to_record(...) AS x(a d_chk)`), whose values are made by input functions.
     fn function_rte(&mut self, rte: &pg_sys::RangeTblEntry) {
+        if rte.rtekind == pg_sys::RTEKind::RTE_TABLEFUNC && !rte.tablefunc.is_null() {
+            // XMLTABLE(... COLUMNS a d PATH ...): each column made by its type's input function
+            // SAFETY: a table function RTE's TableFunc, its column types an OID list.
+            let types = unsafe { PgList::<c_void>::from_pg((*rte.tablefunc).coltypes) };
+            for typid in types.iter_oid() {
+                self.input_type(typid);
+            }
+            return;
+        }
         if rte.rtekind != pg_sys::RTEKind::RTE_FUNCTION {
             return;
         }
@@ -454,7 +551,14 @@ unsafe fn query_node(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
     unsafe {
         if is_a(node, pg_sys::NodeTag::T_Query) {
             let query = node.cast::<pg_sys::Query>();
-            (*ctx.cast::<Touched>()).query_level(&*query);
+            let touched = &mut *ctx.cast::<Touched>();
+            touched.queries += 1;
+            if touched.queries > MAX_QUERIES {
+                let (code, message) = too_many_queries();
+                touched.violation(code, &message);
+                return true;
+            }
+            touched.query_level(&*query);
             return pg_sys::query_tree_walker(
                 query,
                 Some(query_walker),

@@ -1,0 +1,545 @@
+//! Schema linking: which part of a database's schema a question needs, rendered under a token
+//! budget, and which database a question is about. Backend-free: it works on the
+//! [`Snapshot`] the bridge already holds, and makes no model call.
+//!
+//! - [`tokenize`]: identifier-aware terms (snake_case and camelCase split, stems,
+//!   abbreviations, CJK bigrams);
+//! - [`index`]: BM25F over each relation's names, comments, enum labels and common values;
+//! - [`graph`]: the join graph (foreign keys, views to what they read) and shortest paths;
+//! - [`render`]: token counting and the notes on what was left out;
+//! - [`route`]: scoring databases for a question.
+//!
+//! [`Linker::link`] ranks the relations, keeps the best lexical matches as seeds, adds the
+//! relations on the shortest join paths between them and the relations they reference, then
+//! renders them (with [`crate::context`]'s format) in that order of priority until the budget
+//! is spent. When the whole schema fits the budget, it is sent whole. What was cut is named in
+//! the text; [`Linker::widen`] is the retry with a larger budget after `UNDEFINED_OBJECT`.
+
+pub mod graph;
+pub mod index;
+pub mod render;
+pub mod route;
+pub mod tokenize;
+
+use std::collections::{HashMap, HashSet};
+
+use crate::catalog::{Relation, Snapshot};
+use crate::context::{self, TypeIndex};
+
+use self::graph::Graph;
+use self::index::Index;
+pub use self::render::TokenCounter;
+
+/// Default `context.max_tokens`.
+pub const DEFAULT_MAX_TOKENS: usize = 4000;
+/// Seeds are the relations scoring at least this share of the best score …
+const SEED_RATIO: f64 = 0.3;
+/// … at most this many.
+const MAX_SEEDS: usize = 8;
+/// Further lexical matches considered after the seeds and their join paths: at least this
+/// share of the best score …
+const EXTRA_RATIO: f64 = 0.12;
+/// … at most this many.
+const MAX_EXTRA: usize = 8;
+/// Longest join path (edges) added between two seeds.
+const MAX_PATH_HOPS: usize = 3;
+/// Relations added as seeds because they hold a value the question names, at most.
+const MAX_VALUE_SEEDS: usize = 4;
+/// Value hints shown at most.
+const MAX_VALUE_HINTS: usize = 12;
+
+/// How the context is chosen (the `[context]` settings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextSettings {
+    /// Budget of the schema context, in tokens of the model's tokenizer.
+    pub max_tokens: usize,
+    /// Send the whole schema when it fits the budget.
+    pub whole_schema_when_it_fits: bool,
+    /// Budget multiplier of each [`Linker::widen`] step.
+    pub widen_factor: f64,
+}
+
+impl Default for ContextSettings {
+    fn default() -> Self {
+        ContextSettings {
+            max_tokens: DEFAULT_MAX_TOKENS,
+            whole_schema_when_it_fits: true,
+            widen_factor: 2.0,
+        }
+    }
+}
+
+/// Why a relation is in the context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The whole schema fits.
+    Whole,
+    /// Named by the question (lexical match).
+    Matched,
+    /// On a join path between matched relations.
+    JoinPath,
+    /// Referenced by a matched relation (foreign key, or read by a matched view).
+    Referenced,
+    /// A weaker lexical match.
+    Related,
+    /// Asked for by a retry ([`Linker::widen`]).
+    Asked,
+    /// No lexical evidence: the best-connected relations.
+    Central,
+}
+
+/// The schema context for one question.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LinkedContext {
+    /// The text for the prompt's schema block.
+    pub text: String,
+    /// The relations shown, as `schema.name`, in priority order.
+    pub relations: Vec<String>,
+    /// Why each shown relation is there (same order as `relations`).
+    pub reasons: Vec<Reason>,
+    /// Relations chosen but cut to fit the budget.
+    pub cut: Vec<String>,
+    /// Lexical scores of the best matches, best first.
+    pub matches: Vec<(String, f64)>,
+    /// Tokens of `text`.
+    pub tokens: usize,
+    /// Tokens of the whole schema rendered the same way.
+    pub whole_schema_tokens: usize,
+    /// Whether the whole schema was sent.
+    pub whole: bool,
+    /// The budget it was rendered under.
+    pub budget: usize,
+    /// The tokenizer encoding counted with.
+    pub encoding: &'static str,
+}
+
+/// A snapshot prepared for linking: build once per snapshot (fingerprint), link many
+/// questions.
+pub struct Linker<'a> {
+    snapshot: &'a Snapshot,
+    index: Index,
+    graph: Graph,
+    counter: TokenCounter,
+    /// Tokens of each relation rendered alone (an upper bound of what it adds).
+    cost: Vec<usize>,
+    whole_text: String,
+    whole_tokens: usize,
+    /// `schema.name` of each document.
+    names: Vec<String>,
+}
+
+impl<'a> Linker<'a> {
+    pub fn new(snapshot: &'a Snapshot, counter: TokenCounter) -> Linker<'a> {
+        // Partitions are shown as their parent, so they are not documents of their own.
+        let mut parent_of: HashMap<(String, String), (String, String)> = HashMap::new();
+        for r in &snapshot.relations {
+            for p in r.partitions.iter().flatten() {
+                parent_of.insert(
+                    (p.schema.clone(), p.name.clone()),
+                    (r.schema.clone(), r.name.clone()),
+                );
+            }
+        }
+        let mut docs: Vec<usize> = (0..snapshot.relations.len())
+            .filter(|&i| {
+                let r = &snapshot.relations[i];
+                !parent_of.contains_key(&(r.schema.clone(), r.name.clone()))
+            })
+            .collect();
+        docs.sort_by(|&a, &b| {
+            let (ra, rb) = (&snapshot.relations[a], &snapshot.relations[b]);
+            (&ra.schema, &ra.name).cmp(&(&rb.schema, &rb.name))
+        });
+        let doc_of: HashMap<(String, String), usize> = docs
+            .iter()
+            .enumerate()
+            .map(|(doc, &i)| {
+                let r = &snapshot.relations[i];
+                ((r.schema.clone(), r.name.clone()), doc)
+            })
+            .collect();
+        let folded: HashMap<(String, String), usize> = parent_of
+            .iter()
+            .filter_map(|(part, parent)| doc_of.get(parent).map(|&d| (part.clone(), d)))
+            .collect();
+
+        let types = TypeIndex::new(snapshot);
+        let labels = |t: &str| types.enum_labels(t);
+        let index = Index::new(snapshot, &docs, &labels);
+        let graph = Graph::new(snapshot, &docs, &folded);
+        let cost = docs
+            .iter()
+            .map(|&i| counter.count(&context::render(snapshot, &[&snapshot.relations[i]])))
+            .collect();
+        let all: Vec<&Relation> = docs.iter().map(|&i| &snapshot.relations[i]).collect();
+        let whole_text = context::render(snapshot, &all);
+        let whole_tokens = counter.count(&whole_text);
+        let names = docs
+            .iter()
+            .map(|&i| {
+                let r = &snapshot.relations[i];
+                format!("{}.{}", r.schema, r.name)
+            })
+            .collect();
+        Linker {
+            snapshot,
+            index,
+            graph,
+            counter,
+            cost,
+            whole_text,
+            whole_tokens,
+            names,
+        }
+    }
+
+    pub fn snapshot(&self) -> &Snapshot {
+        self.snapshot
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    pub fn counter(&self) -> TokenCounter {
+        self.counter
+    }
+
+    /// Tokens of the whole schema.
+    pub fn whole_schema_tokens(&self) -> usize {
+        self.whole_tokens
+    }
+
+    /// The relations (`schema.name`) ranked by lexical score for `question`, best first, with
+    /// their scores; only those that matched at all.
+    pub fn rank(&self, question: &str) -> Vec<(String, f64)> {
+        let terms = tokenize::terms(question);
+        self.ranked(&terms)
+            .into_iter()
+            .map(|(doc, score)| (self.names[doc].clone(), score))
+            .collect()
+    }
+
+    fn ranked(&self, terms: &[String]) -> Vec<(usize, f64)> {
+        let scores = self.index.scores(terms);
+        let mut ranked: Vec<(usize, f64)> = scores
+            .into_iter()
+            .enumerate()
+            .filter(|(_, s)| *s > 0.0)
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked
+    }
+
+    /// The schema context for `question` under `settings.max_tokens`.
+    pub fn link(&self, question: &str, settings: &ContextSettings) -> LinkedContext {
+        self.link_with(question, settings.max_tokens, settings, &[])
+    }
+
+    /// The context for a retry after the model used a relation or column that was not shown
+    /// (`UNDEFINED_OBJECT`): the budget grows by `settings.widen_factor` per `step` (1 for
+    /// the first retry), the relations `previous` had to cut come first, and any relation whose
+    /// name appears in `error_message` (or that holds a column of that name) is added.
+    pub fn widen(
+        &self,
+        question: &str,
+        previous: &LinkedContext,
+        error_message: &str,
+        step: u32,
+        settings: &ContextSettings,
+    ) -> LinkedContext {
+        let factor = settings.widen_factor.max(1.0).powi(step.max(1) as i32);
+        let budget = (settings.max_tokens as f64 * factor) as usize;
+        let mut asked: Vec<usize> = Vec::new();
+        let words: HashSet<String> = identifiers(error_message);
+        for (doc, name) in self.names.iter().enumerate() {
+            let bare = name.split_once('.').map_or(name.as_str(), |(_, n)| n);
+            if words.contains(&name.to_lowercase()) || words.contains(&bare.to_lowercase()) {
+                asked.push(doc);
+            }
+        }
+        if asked.is_empty() {
+            // a column name: every relation that has it
+            for (doc, &i) in self.index.relations.iter().enumerate() {
+                let r = &self.snapshot.relations[i];
+                if r.columns
+                    .iter()
+                    .any(|c| words.contains(&c.name.to_lowercase()))
+                {
+                    asked.push(doc);
+                }
+            }
+        }
+        for name in previous.relations.iter().chain(&previous.cut) {
+            if let Some(doc) = self.names.iter().position(|n| n == name) {
+                if !asked.contains(&doc) {
+                    asked.push(doc);
+                }
+            }
+        }
+        self.link_with(question, budget, settings, &asked)
+    }
+
+    fn link_with(
+        &self,
+        question: &str,
+        budget: usize,
+        settings: &ContextSettings,
+        asked: &[usize],
+    ) -> LinkedContext {
+        let terms = tokenize::terms(question);
+        let ranked = self.ranked(&terms);
+        let matches: Vec<(String, f64)> = ranked
+            .iter()
+            .take(MAX_SEEDS * 2)
+            .map(|&(doc, s)| (self.names[doc].clone(), s))
+            .collect();
+
+        if settings.whole_schema_when_it_fits && self.whole_tokens <= budget {
+            return LinkedContext {
+                text: self.whole_text.clone(),
+                relations: self.names.clone(),
+                reasons: vec![Reason::Whole; self.names.len()],
+                cut: Vec::new(),
+                matches,
+                tokens: self.whole_tokens,
+                whole_schema_tokens: self.whole_tokens,
+                whole: true,
+                budget,
+                encoding: self.counter.encoding,
+            };
+        }
+
+        let priority = self.priority(&terms, &ranked, asked);
+        self.render_within(&terms, &priority, budget, matches)
+    }
+
+    /// The candidate relations in order of priority, each with why it is there.
+    fn priority(
+        &self,
+        terms: &[String],
+        ranked: &[(usize, f64)],
+        asked: &[usize],
+    ) -> Vec<(usize, Reason)> {
+        let mut out: Vec<(usize, Reason)> = Vec::new();
+        let mut taken: HashSet<usize> = HashSet::new();
+        let mut push = |doc: usize, reason: Reason, out: &mut Vec<(usize, Reason)>| {
+            if taken.insert(doc) {
+                out.push((doc, reason));
+            }
+        };
+        for &doc in asked {
+            push(doc, Reason::Asked, &mut out);
+        }
+        let top = ranked.first().map_or(0.0, |r| r.1);
+        let mut seeds: Vec<usize> = ranked
+            .iter()
+            .filter(|r| r.1 >= top * SEED_RATIO)
+            .take(MAX_SEEDS)
+            .map(|r| r.0)
+            .collect();
+        // A question word that is a stored value ("Berlin") is strong evidence for the
+        // relation holding it, however low its score: those come right after the best match.
+        let mut position = seeds.len().min(1);
+        // Only words that name no schema, relation or column: "Berlin", not "items" (which a
+        // log table may hold as a value).
+        let value_terms: Vec<String> = terms
+            .iter()
+            .filter(|t| !self.index.is_identifier(t))
+            .cloned()
+            .collect();
+        for hit in self
+            .index
+            .value_hits(&value_terms)
+            .into_iter()
+            .take(MAX_VALUE_SEEDS)
+        {
+            match seeds.iter().position(|&d| d == hit.doc) {
+                Some(i) if i < position => continue,
+                Some(i) => {
+                    seeds.remove(i);
+                }
+                None => {}
+            }
+            seeds.insert(position, hit.doc);
+            position += 1;
+        }
+        // seeds, each followed by the join path that connects it to the ones before
+        let mut tree: HashSet<usize> = HashSet::new();
+        for &seed in &seeds {
+            if !tree.is_empty() {
+                if let Some(path) = self.graph.path_from_set(&tree, seed, MAX_PATH_HOPS) {
+                    push(seed, Reason::Matched, &mut out);
+                    for doc in path {
+                        tree.insert(doc);
+                        push(doc, Reason::JoinPath, &mut out);
+                    }
+                    tree.insert(seed);
+                    continue;
+                }
+            }
+            tree.insert(seed);
+            push(seed, Reason::Matched, &mut out);
+        }
+        for &seed in &seeds {
+            for &parent in self.graph.references(seed) {
+                push(parent, Reason::Referenced, &mut out);
+            }
+        }
+        for &(doc, _) in ranked
+            .iter()
+            .filter(|r| r.1 >= top * EXTRA_RATIO)
+            .skip(seeds.len())
+            .take(MAX_EXTRA)
+        {
+            push(doc, Reason::Related, &mut out);
+        }
+        if seeds.is_empty() {
+            // Nothing matched (e.g. a question in another language than the names): the
+            // best-connected relations, the hubs most questions go through.
+            let mut hubs: Vec<usize> = (0..self.names.len()).collect();
+            hubs.sort_by(|&a, &b| {
+                self.graph
+                    .neighbours(b)
+                    .len()
+                    .cmp(&self.graph.neighbours(a).len())
+                    .then(a.cmp(&b))
+            });
+            for doc in hubs {
+                push(doc, Reason::Central, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Renders the candidates in priority order while they fit `budget`, with the notes.
+    fn render_within(
+        &self,
+        terms: &[String],
+        priority: &[(usize, Reason)],
+        budget: usize,
+        matches: Vec<(String, f64)>,
+    ) -> LinkedContext {
+        // Room for the notes (a few tokens per relation named); an exact count follows.
+        let mut chosen: Vec<(usize, Reason)> = Vec::new();
+        let mut cut: Vec<usize> = Vec::new();
+        let mut used = 0usize;
+        let reserve = self.notes_reserve(priority.len());
+        for &(doc, reason) in priority {
+            let cost = self.cost[doc];
+            if used + cost + reserve <= budget {
+                used += cost;
+                chosen.push((doc, reason));
+            } else if reason != Reason::Central {
+                cut.push(doc);
+            }
+        }
+        loop {
+            let context = self.compose(terms, &chosen, &cut, budget, matches.clone());
+            if context.tokens <= budget || chosen.is_empty() {
+                return context;
+            }
+            // over: drop the last chosen relation and try again
+            if let Some((doc, reason)) = chosen.pop() {
+                if reason != Reason::Central {
+                    cut.insert(0, doc);
+                }
+            }
+        }
+    }
+
+    fn notes_reserve(&self, candidates: usize) -> usize {
+        40 + 3 * candidates.min(64)
+    }
+
+    fn compose(
+        &self,
+        terms: &[String],
+        chosen: &[(usize, Reason)],
+        cut: &[usize],
+        budget: usize,
+        matches: Vec<(String, f64)>,
+    ) -> LinkedContext {
+        let mut shown: Vec<usize> = chosen.iter().map(|c| c.0).collect();
+        shown.sort_unstable();
+        let relations: Vec<&Relation> = shown
+            .iter()
+            .map(|&doc| &self.snapshot.relations[self.index.relations[doc]])
+            .collect();
+        let mut text = context::render(self.snapshot, &relations);
+
+        let shown_set: HashSet<usize> = shown.iter().copied().collect();
+        let values: Vec<(String, String)> = self
+            .index
+            .value_hits(terms)
+            .into_iter()
+            .filter(|h| shown_set.contains(&h.doc))
+            .take(MAX_VALUE_HINTS)
+            .map(|h| {
+                (
+                    format!("{}.{}", self.names[h.doc], h.column),
+                    h.value.clone(),
+                )
+            })
+            .collect();
+        let cut_names: Vec<String> = cut.iter().map(|&d| self.names[d].clone()).collect();
+        let cut_set: HashSet<usize> = cut.iter().copied().collect();
+        let others: Vec<String> = (0..self.names.len())
+            .filter(|d| !shown_set.contains(d) && !cut_set.contains(d))
+            .map(|d| self.names[d].clone())
+            .collect();
+        let base = self.counter.count(&text);
+        let listed = render::Notes {
+            values: &values,
+            cut: &cut_names,
+            others: &others,
+            list_others: true,
+        }
+        .text();
+        let notes = if base + self.counter.count(&listed) <= budget {
+            listed
+        } else {
+            render::Notes {
+                values: &values,
+                cut: &cut_names,
+                others: &others,
+                list_others: false,
+            }
+            .text()
+        };
+        text.push_str(&notes);
+        let tokens = self.counter.count(&text);
+        LinkedContext {
+            text,
+            relations: chosen.iter().map(|c| self.names[c.0].clone()).collect(),
+            reasons: chosen.iter().map(|c| c.1).collect(),
+            cut: cut_names,
+            matches,
+            tokens,
+            whole_schema_tokens: self.whole_tokens,
+            whole: false,
+            budget,
+            encoding: self.counter.encoding,
+        }
+    }
+}
+
+/// Lower-cased identifiers (and `a.b` pairs) in an error message.
+fn identifiers(message: &str) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for raw in message.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')) {
+        let word = raw.trim_matches('.').to_lowercase();
+        if word.is_empty() {
+            continue;
+        }
+        for part in word.split('.') {
+            out.insert(part.to_string());
+        }
+        out.insert(word);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

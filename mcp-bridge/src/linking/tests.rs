@@ -1,0 +1,147 @@
+//! Unit tests of the linker on the sample snapshot (testdata/) and on built-up snapshots.
+
+use super::*;
+use crate::catalog::Snapshot;
+
+const SAMPLE: &str = include_str!("../../testdata/snapshot_v1.json");
+
+fn sample() -> Snapshot {
+    match Snapshot::from_json(SAMPLE) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn counter() -> TokenCounter {
+    TokenCounter::for_model("gpt-5-mini")
+}
+
+/// A budget too small for the whole sample, so linking must choose.
+fn tight() -> ContextSettings {
+    ContextSettings {
+        max_tokens: 300,
+        ..ContextSettings::default()
+    }
+}
+
+#[test]
+fn whole_schema_when_it_fits() {
+    let snapshot = sample();
+    let linker = Linker::new(&snapshot, counter());
+    let context = linker.link("how many customers", &ContextSettings::default());
+    assert!(context.whole);
+    assert_eq!(context.text, crate::context::render_schema(&snapshot));
+    assert_eq!(context.tokens, linker.whole_schema_tokens());
+    // partitions are not relations of their own
+    assert!(!context.relations.iter().any(|r| r.contains("orders_20")));
+}
+
+#[test]
+fn value_names_the_column_that_holds_it() {
+    let snapshot = sample();
+    let linker = Linker::new(&snapshot, counter());
+    let context = linker.link("orders shipped to Berlin", &tight());
+    assert!(!context.whole, "{}", context.text);
+    assert!(
+        context.relations.contains(&"shop.customers".to_string()),
+        "{context:#?}"
+    );
+    assert!(
+        context.relations.contains(&"shop.orders".to_string()),
+        "{context:#?}"
+    );
+    assert!(
+        context.text.contains("shop.customers.city = 'Berlin'"),
+        "{}",
+        context.text
+    );
+    assert!(context.tokens <= 300, "{}", context.tokens);
+}
+
+#[test]
+fn widen_adds_the_relation_the_error_names_and_grows_the_budget() {
+    let snapshot = sample();
+    let linker = Linker::new(&snapshot, counter());
+    let settings = ContextSettings {
+        max_tokens: 200,
+        ..ContextSettings::default()
+    };
+    let first = linker.link("orders shipped to Berlin", &settings);
+    assert!(
+        !first.relations.contains(&"shop.products".to_string()),
+        "{first:#?}"
+    );
+    let wider = linker.widen(
+        "orders shipped to Berlin",
+        &first,
+        "relation \"shop.products\" does not exist",
+        1,
+        &settings,
+    );
+    assert_eq!(wider.budget, 400);
+    assert_eq!(
+        wider.relations.first().map(String::as_str),
+        Some("shop.products")
+    );
+    assert_eq!(wider.reasons.first(), Some(&Reason::Asked));
+    assert!(
+        wider.tokens <= 400 && wider.tokens > first.tokens,
+        "{wider:#?}"
+    );
+}
+
+#[test]
+fn cut_relations_are_named_in_the_text() {
+    let snapshot = sample();
+    let linker = Linker::new(&snapshot, counter());
+    let settings = ContextSettings {
+        max_tokens: 200,
+        ..ContextSettings::default()
+    };
+    let context = linker.link("orders shipped to Berlin", &settings);
+    assert!(!context.cut.is_empty(), "{context:#?}");
+    assert!(
+        context.text.contains("cut to fit the context budget"),
+        "{}",
+        context.text
+    );
+    for name in &context.cut {
+        let bare = name.split_once('.').map_or(name.as_str(), |(_, n)| n);
+        assert!(
+            context.text.contains(bare),
+            "{name} not named: {}",
+            context.text
+        );
+    }
+    assert!(context.tokens <= 200);
+}
+
+#[test]
+fn routing_picks_the_database_that_knows_the_words() {
+    let shop = sample();
+    let mut empty = sample();
+    empty.database = "hr".into();
+    empty.relations.retain(|r| r.schema == "ops");
+    let shop_linker = Linker::new(&shop, counter());
+    let hr_linker = Linker::new(&empty, counter());
+    let targets = [
+        route::Target {
+            name: "shop",
+            description: Some("web shop"),
+            linker: &shop_linker,
+        },
+        route::Target {
+            name: "hr",
+            description: Some("人事 employees and audit log"),
+            linker: &hr_linker,
+        },
+    ];
+    let r = route::route("customers in Berlin and their orders", &targets);
+    assert_eq!(r.chosen.as_deref(), Some("shop"), "{r:?}");
+    let r = route::route("人事", &targets);
+    assert_eq!(r.chosen.as_deref(), Some("hr"), "{r:?}");
+    // no word any database knows: no choice, every candidate listed
+    let r = route::route("zzz qqq", &targets);
+    assert_eq!(r.chosen, None);
+    assert_eq!(r.candidates.len(), 2);
+}
