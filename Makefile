@@ -224,6 +224,65 @@ python-mcp: setup
 	  "$(NLQ_VENV)/bin/python" -m pip install -q --disable-pip-version-check "mcp==$(MCP_PY_VERSION)"; \
 	fi
 
+# The attack tier (sql/attack/README.md): PostgreSQL's whole regression suite (the SQL files
+# libpg_query bundles in the pglast sdist, pinned by version and sha256, downloaded once into a
+# cache) and a seeded sqlsmith batch against the fixtures, every statement through
+# nlq_validate() and nlq_run() as a non-superuser and as a superuser: no raise, no crash, no
+# hang, a known code on every answer and every error, nothing written.
+PGLAST_VERSION   := 7.22
+PGLAST_SHA256    := d7ee5b5161cf31913a06fdab8615e9e02144761761c481002789f968b446d653
+PSYCOPG_VERSION  := 3.2.10
+ATTACK_STATE     ?= $(NLQ_STATE)/attack
+ATTACK_VENV      ?= $(ATTACK_STATE)/venv
+SQLSMITH_SEED    ?= 1
+SQLSMITH_QUERIES ?= 5000
+ATTACK_ROLE      := nlq_attack_reader
+ATTACK_PY         = $(ATTACK_VENV)/bin/python sql/attack
+ATTACK_DSN        = host=$(NLQ_PGSOCK) port=$(NLQ_PGPORT)
+.PHONY: test-attack
+test-attack: db-start fixtures
+	@start=$$(date +%s); \
+	dpkg-query -W -f='$${Status}' sqlsmith 2>/dev/null | grep -q "install ok installed" || { \
+	  $(SUDO) apt-get update -qq; DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends sqlsmith; }; \
+	install -d "$(ATTACK_STATE)/cache"; \
+	if ! "$(ATTACK_VENV)/bin/python" -c 'import importlib.metadata as m; assert m.version("pglast") == "$(PGLAST_VERSION)" and m.version("psycopg") == "$(PSYCOPG_VERSION)"' 2>/dev/null; then \
+	  echo "test-attack: installing pglast $(PGLAST_VERSION), psycopg $(PSYCOPG_VERSION) into $(ATTACK_VENV)"; \
+	  [ -x "$(ATTACK_VENV)/bin/python" ] || python3 -m venv "$(ATTACK_VENV)"; \
+	  "$(ATTACK_VENV)/bin/python" -m pip install -q --disable-pip-version-check --only-binary :all: \
+	    "pglast==$(PGLAST_VERSION)" "psycopg==$(PSYCOPG_VERSION)" "psycopg-binary==$(PSYCOPG_VERSION)"; \
+	fi; \
+	sdist="$(ATTACK_STATE)/cache/pglast-$(PGLAST_VERSION).tar.gz"; \
+	if ! echo "$(PGLAST_SHA256)  $$sdist" | sha256sum -c --status 2>/dev/null; then \
+	  echo "test-attack: downloading the pglast $(PGLAST_VERSION) sdist"; rm -f "$$sdist"; \
+	  "$(ATTACK_VENV)/bin/python" -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
+	    "pglast==$(PGLAST_VERSION)" -d "$(ATTACK_STATE)/cache"; \
+	  echo "$(PGLAST_SHA256)  $$sdist" | sha256sum -c --quiet; \
+	fi; \
+	regress="$(ATTACK_STATE)/cache/pglast-$(PGLAST_VERSION)/libpg_query/test/sql/postgres_regress"; \
+	[ -d "$$regress" ] || tar -xzf "$$sdist" -C "$(ATTACK_STATE)/cache" "pglast-$(PGLAST_VERSION)/libpg_query/test/sql/postgres_regress"; \
+	$(ATTACK_PY)/split_regress.py "$$regress" "$(ATTACK_STATE)/regress.jsonl"; \
+	$(ATTACK_PY)/scratch.py --dsn "$(ATTACK_DSN) user=postgres" --db nlq_attack \
+	  --setup "$(ATTACK_STATE)/regress.jsonl" --role $(ATTACK_ROLE); \
+	status=0; \
+	$(ATTACK_PY)/drive.py --label "regress suite as $(ATTACK_ROLE)" --input "$(ATTACK_STATE)/regress.jsonl" \
+	  --dsn "$(ATTACK_DSN) dbname=nlq_attack user=$(ATTACK_ROLE)" --admin-dsn "$(ATTACK_DSN) dbname=nlq_attack user=postgres" \
+	  --failures "$(ATTACK_STATE)/failures-regress-reader.jsonl" || status=1; \
+	$(ATTACK_PY)/drive.py --label "regress suite as postgres" --input "$(ATTACK_STATE)/regress.jsonl" \
+	  --dsn "$(ATTACK_DSN) dbname=nlq_attack user=postgres" \
+	  --failures "$(ATTACK_STATE)/failures-regress-postgres.jsonl" || status=1; \
+	for db in nlq_small nlq_medium; do \
+	  $(ATTACK_PY)/sqlsmith.py --target "$(ATTACK_DSN) dbname=$$db user=postgres" --seed $(SQLSMITH_SEED) \
+	    --max-queries $(SQLSMITH_QUERIES) "$(ATTACK_STATE)/sqlsmith-$$db.jsonl"; \
+	  $(ATTACK_PY)/drive.py --label "sqlsmith on $$db as $(ATTACK_ROLE)" --input "$(ATTACK_STATE)/sqlsmith-$$db.jsonl" \
+	    --dsn "$(ATTACK_DSN) dbname=$$db user=$(ATTACK_ROLE)" --admin-dsn "$(ATTACK_DSN) dbname=$$db user=postgres" \
+	    --failures "$(ATTACK_STATE)/failures-sqlsmith-$$db-reader.jsonl" || status=1; \
+	  $(ATTACK_PY)/drive.py --label "sqlsmith on $$db as postgres" --input "$(ATTACK_STATE)/sqlsmith-$$db.jsonl" \
+	    --dsn "$(ATTACK_DSN) dbname=$$db user=postgres options='-c pg_nlq.statement_timeout=2000'" \
+	    --failures "$(ATTACK_STATE)/failures-sqlsmith-$$db-postgres.jsonl" || status=1; \
+	done; \
+	echo "test-attack: $$([ $$status = 0 ] && echo passed || echo FAILED) in $$(( $$(date +%s) - start )) s"; \
+	exit $$status
+
 ## ---------------------------------------------------------------- benchmarks
 
 bench: db-start fixtures
