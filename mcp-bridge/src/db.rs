@@ -26,7 +26,7 @@ const DISCOVERY_SQL: &str = "SELECT datname FROM pg_catalog.pg_database \
        AND has_database_privilege(datname, 'CONNECT') ORDER BY 1";
 
 /// Validation codes of a statement the bridge will not run (the query itself is unsafe).
-const UNSAFE_CODES: [&str; 11] = [
+const UNSAFE_CODES: [&str; 12] = [
     "MULTIPLE_STATEMENTS",
     "NOT_A_QUERY",
     "SELECT_INTO",
@@ -37,6 +37,7 @@ const UNSAFE_CODES: [&str; 11] = [
     "FORBIDDEN_COLUMN",
     "PERMISSION_DENIED",
     "COST_LIMIT_EXCEEDED",
+    "TOO_COMPLEX",
     "EMPTY",
 ];
 

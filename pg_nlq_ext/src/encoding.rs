@@ -69,6 +69,65 @@ unsafe impl SqlTranslatable for SqlText {
     const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Err(ReturnsError::Datum);
 }
 
+impl IntoDatum for SqlText {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        let len = c_int::try_from(self.0.len()).ok()?;
+        // SAFETY: a new text varlena in the current memory context holding the bytes.
+        let text = unsafe { pg_sys::cstring_to_text_with_len(self.0.as_ptr().cast(), len) };
+        Some(pg_sys::Datum::from(text))
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::TEXTOID
+    }
+}
+
+/// Column `n` of a row pgrx's SPI returned, a `text` in the server encoding, as UTF-8.
+pub fn text_column(row: &pgrx::spi::SpiHeapTupleData<'_>, n: usize) -> Option<String> {
+    row.get::<SqlText>(n)
+        .ok()
+        .flatten()
+        .map(|t| from_server(&t.0))
+}
+
+/// Bytes that are the same text in the server encoding and in UTF-8 (ASCII; any valid UTF-8
+/// in a UTF8 database, where the two are one), as a string; `None` otherwise.
+pub fn portable(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    (bytes.is_ascii() || database_encoding() == pg_sys::pg_enc::PG_UTF8 as c_int)
+        .then(|| text.to_string())
+}
+
+/// In a SQL_ASCII database, a jsonb document whose text is not valid UTF-8 (names or values
+/// holding other bytes) made valid, each bad sequence replaced by U+FFFD; elsewhere, and when
+/// already valid, the datum itself.
+pub fn valid_jsonb_in_sql_ascii(datum: pg_sys::Datum) -> pg_sys::Datum {
+    if database_encoding() != pg_sys::pg_enc::PG_SQL_ASCII as c_int {
+        return datum;
+    }
+    // SAFETY: jsonb_out of a valid jsonb datum is a palloc'd C string.
+    let text = unsafe {
+        pgrx::fcinfo::direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(datum)]).map(|d| {
+            CStr::from_ptr(d.cast_mut_ptr::<c_char>())
+                .to_bytes()
+                .to_vec()
+        })
+    };
+    let Some(text) = text else { return datum };
+    if std::str::from_utf8(&text).is_ok() {
+        return datum;
+    }
+    let fixed = CString::new(String::from_utf8_lossy(&text).into_owned()).unwrap_or_default();
+    // SAFETY: jsonb_in parses the (valid) JSON text.
+    unsafe {
+        pgrx::fcinfo::direct_function_call_as_datum(
+            pg_sys::jsonb_in,
+            &[Some(pg_sys::Datum::from(fixed.as_ptr()))],
+        )
+    }
+    .unwrap_or(datum)
+}
+
 impl SqlText {
     /// The text as a C string for the parser; `None` if it holds a NUL byte.
     pub fn to_cstring(&self) -> Option<CString> {

@@ -46,6 +46,22 @@ static mut PREVIOUS_PLANNER: pg_sys::planner_hook_type = None;
 thread_local! {
     /// The policies of the nlq_* calls in progress, innermost last.
     static ACTIVE: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    /// The validator's own privilege check on the analysed query is running: the access policy
+    /// was applied to that tree already, precisely, so the hook only chains.
+    static PRIVILEGES_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` (the validator's `ExecCheckRTPerms` on the analysed, not yet planned, query) with
+/// the hook passing the access policy over: privileges only, previous hooks still called.
+pub fn privileges_only<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PRIVILEGES_ONLY.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(PRIVILEGES_ONLY.with(|p| p.replace(true)));
+    f()
 }
 
 /// Install the hook, chaining whatever was installed before. Called once from `_PG_init`.
@@ -160,7 +176,12 @@ fn current(range_table: *mut pg_sys::List) -> Option<(Rc<AccessPolicy>, Vetted)>
 #[pg_guard]
 unsafe extern "C-unwind" fn check_perms(range_table: *mut pg_sys::List, ereport: bool) -> bool {
     let mut ok = true;
-    if let Some((policy, vetted)) = current(range_table).filter(|(p, _)| !p.is_empty()) {
+    let policy = if PRIVILEGES_ONLY.with(|p| p.get()) {
+        None
+    } else {
+        current(range_table)
+    };
+    if let Some((policy, vetted)) = policy.filter(|(p, _)| !p.is_empty()) {
         // SAFETY: the executor passes a valid range table.
         if let Some(reason) = unsafe { refusal(&policy, &vetted, range_table) } {
             if ereport {

@@ -536,7 +536,7 @@ impl Catalog {
             table
                 .map(|row| {
                     (1..=width)
-                        .map(|i| row.get::<String>(i).ok().flatten().unwrap_or_default())
+                        .map(|i| crate::encoding::text_column(&row, i).unwrap_or_default())
                         .collect()
                 })
                 .collect()
@@ -820,33 +820,35 @@ fn nlq_policy_check() -> TableIterator<
         name!(problem, Option<String>),
     ),
 > {
-    let catalog = Spi::connect(Catalog::read);
-    let mut rows = findings(true, Some(&catalog));
-    rows.sort_by(|a, b| {
-        (
-            a.setting.to_ascii_lowercase(),
-            std::cmp::Reverse(a.priority),
-            &a.role,
-            &a.database,
-        )
-            .cmp(&(
-                b.setting.to_ascii_lowercase(),
-                std::cmp::Reverse(b.priority),
-                &b.role,
-                &b.database,
-            ))
-    });
-    TableIterator::new(rows.into_iter().map(|f| {
-        let severity = if f.error {
-            Some("error".to_string())
-        } else if f.problems.is_empty() {
-            None
-        } else {
-            Some("warning".to_string())
-        };
-        let problem = (!f.problems.is_empty()).then(|| f.problems.join("; "));
-        (
-            f.setting, f.value, f.source, f.role, f.database, severity, problem,
-        )
-    }))
+    crate::error::entry(move || {
+        let catalog = Spi::connect(Catalog::read);
+        let mut rows = findings(true, Some(&catalog));
+        rows.sort_by(|a, b| {
+            (
+                a.setting.to_ascii_lowercase(),
+                std::cmp::Reverse(a.priority),
+                &a.role,
+                &a.database,
+            )
+                .cmp(&(
+                    b.setting.to_ascii_lowercase(),
+                    std::cmp::Reverse(b.priority),
+                    &b.role,
+                    &b.database,
+                ))
+        });
+        TableIterator::new(rows.into_iter().map(|f| {
+            let severity = if f.error {
+                Some("error".to_string())
+            } else if f.problems.is_empty() {
+                None
+            } else {
+                Some("warning".to_string())
+            };
+            let problem = (!f.problems.is_empty()).then(|| f.problems.join("; "));
+            (
+                f.setting, f.value, f.source, f.role, f.database, severity, problem,
+            )
+        }))
+    })
 }

@@ -48,61 +48,64 @@ fn nlq_schema_snapshot(
     schemas: default!(Option<Vec<Option<String>>>, "NULL"),
     include_stats: default!(Option<bool>, true),
 ) -> JsonbDatum {
-    let Some(include_stats) = include_stats else {
-        NlqError::NullArgument("include_stats").raise()
-    };
-    let schemas = schemas.map(|list| {
-        list.into_iter()
-            .map(|name| {
-                name.unwrap_or_else(|| NlqError::NullArgument("an element of schemas").raise())
-            })
-            .collect::<Vec<String>>()
-    });
-    let max_values = gucs::STATS_COMMON_VALUES.get();
-    let max_len = gucs::STATS_VALUE_LENGTH.get();
-    let policy = access_policy();
-    // SAFETY: the memory context of this call, which outlives the sandbox's.
-    let caller_context = unsafe { pg_sys::CurrentMemoryContext };
+    crate::error::entry(move || {
+        let Some(include_stats) = include_stats else {
+            NlqError::NullArgument("include_stats").raise()
+        };
+        let schemas = schemas.map(|list| {
+            list.into_iter()
+                .map(|name| {
+                    name.unwrap_or_else(|| NlqError::NullArgument("an element of schemas").raise())
+                })
+                .collect::<Vec<String>>()
+        });
+        let max_values = gucs::STATS_COMMON_VALUES.get();
+        let max_len = gucs::STATS_VALUE_LENGTH.get();
+        let policy = access_policy();
+        // SAFETY: the memory context of this call, which outlives the sandbox's.
+        let caller_context = unsafe { pg_sys::CurrentMemoryContext };
 
-    bounded("nlq_schema_snapshot", || {
-        Spi::connect(|client| {
-            if let Some(names) = &schemas {
-                check_schemas_exist(client, names);
-            }
-            let fingerprint = fingerprint(client);
-            let hidden = Hidden::by(client, &policy);
-            let sql = SNAPSHOT_SQL.replace("@extschema@", &extension_schema(client));
-            let snapshot = client
-                .select(
-                    &sql,
-                    Some(1),
-                    &[
-                        schemas.clone().into(),
-                        include_stats.into(),
-                        max_values.into(),
-                        max_len.into(),
-                        fingerprint.into(),
-                        FORMAT_VERSION.into(),
-                        hidden.relations.into(),
-                        hidden.column_relids.into(),
-                        hidden.column_attnums.into(),
-                        hidden.partitions.into(),
-                        hidden.partition_keys.into(),
-                    ],
-                )
-                .and_then(|table| table.first().get_one::<JsonbDatum>());
-            match snapshot {
-                // the sandbox's memory goes with it: the document is copied out first
-                // SAFETY: a valid jsonb varlena, copied into a context that outlives this one.
-                Ok(Some(doc)) => unsafe {
-                    let previous = pg_sys::MemoryContextSwitchTo(caller_context);
-                    let copy = pg_sys::pg_detoast_datum_copy(doc.0.cast_mut_ptr());
-                    pg_sys::MemoryContextSwitchTo(previous);
-                    JsonbDatum(pg_sys::Datum::from(copy))
-                },
-                Ok(None) => internal_error("the snapshot query returned no row"),
-                Err(e) => internal_error(&e.to_string()),
-            }
+        bounded("nlq_schema_snapshot", || {
+            Spi::connect(|client| {
+                if let Some(names) = &schemas {
+                    check_schemas_exist(client, names);
+                }
+                let fingerprint = fingerprint(client);
+                let hidden = Hidden::by(client, &policy);
+                let sql = SNAPSHOT_SQL.replace("@extschema@", &extension_schema(client));
+                let snapshot = client
+                    .select(
+                        &sql,
+                        Some(1),
+                        &[
+                            schemas.clone().into(),
+                            include_stats.into(),
+                            max_values.into(),
+                            max_len.into(),
+                            fingerprint.into(),
+                            FORMAT_VERSION.into(),
+                            hidden.relations.into(),
+                            hidden.column_relids.into(),
+                            hidden.column_attnums.into(),
+                            hidden.partitions.into(),
+                            hidden.partition_keys.into(),
+                        ],
+                    )
+                    .and_then(|table| table.first().get_one::<JsonbDatum>());
+                match snapshot {
+                    // the sandbox's memory goes with it: the document is copied out first
+                    // SAFETY: a valid jsonb varlena, copied into a context that outlives this one.
+                    Ok(Some(doc)) => unsafe {
+                        let doc = crate::encoding::valid_jsonb_in_sql_ascii(doc.0);
+                        let previous = pg_sys::MemoryContextSwitchTo(caller_context);
+                        let copy = pg_sys::pg_detoast_datum_copy(doc.cast_mut_ptr());
+                        pg_sys::MemoryContextSwitchTo(previous);
+                        JsonbDatum(pg_sys::Datum::from(copy))
+                    },
+                    Ok(None) => internal_error("the snapshot query returned no row"),
+                    Err(e) => internal_error(&e.to_string()),
+                }
+            })
         })
     })
 }
@@ -202,10 +205,12 @@ extension_sql!(
 #[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn nlq_schema_fingerprint() -> String {
-    // a broken policy is an error here too: the fingerprint of a policy not in force would
-    // validate a snapshot cached under it
-    let _ = access_policy();
-    bounded("nlq_schema_fingerprint", || Spi::connect(fingerprint))
+    crate::error::entry(move || {
+        // a broken policy is an error here too: the fingerprint of a policy not in force would
+        // validate a snapshot cached under it
+        let _ = access_policy();
+        bounded("nlq_schema_fingerprint", || Spi::connect(fingerprint))
+    })
 }
 
 fn fingerprint(client: &SpiClient<'_>) -> String {
@@ -296,9 +301,9 @@ impl Hidden {
             let Some(oid) = column::<pg_sys::Oid>(&row, 1) else {
                 continue;
             };
-            let schema = column::<String>(&row, 2).unwrap_or_default();
-            let name = column::<String>(&row, 3).unwrap_or_default();
-            let kind = column::<String>(&row, 4).unwrap_or_default();
+            let schema = crate::encoding::text_column(&row, 2).unwrap_or_default();
+            let name = crate::encoding::text_column(&row, 3).unwrap_or_default();
+            let kind = crate::encoding::text_column(&row, 4).unwrap_or_default();
             let nothing = BTreeSet::new();
             let refused = match kind.as_str() {
                 "v" => {

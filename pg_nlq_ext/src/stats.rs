@@ -53,56 +53,58 @@ fn _nlq_column_stats(
         name!(common_freqs, Option<Vec<f32>>),
     ),
 > {
-    if let Err(message) = crate::policy_check::ensure_sound() {
-        NlqError::Refused {
-            code: crate::validate::Code::PolicyError,
-            message,
-            sqlstate: crate::validate::Code::PolicyError.sqlstate(None),
-            detail: None,
-            hint: None,
+    crate::error::entry(move || {
+        if let Err(message) = crate::policy_check::ensure_sound() {
+            NlqError::Refused {
+                code: crate::validate::Code::PolicyError,
+                message,
+                sqlstate: crate::validate::Code::PolicyError.sqlstate(None),
+                detail: None,
+                hint: None,
+            }
+            .raise();
         }
-        .raise();
-    }
-    let n = relids.len();
-    if attnums.len() != n || inherited.len() != n || with_values.len() != n {
-        NlqError::ArrayLengthMismatch("relids, attnums, inherited and with_values").raise();
-    }
-    let max_values = usize::try_from(max_values).unwrap_or(0);
-    let max_len = usize::try_from(max_len).unwrap_or(0);
-    // SAFETY: reads the current user id, always valid in a backend.
-    let user = unsafe { pg_sys::GetUserId() };
-    let mut access: HashMap<pg_sys::Oid, Access> = HashMap::new();
-    let policy = crate::snapshot::access_policy();
-    let mut checker = Checker::new(&policy);
-    let mut rows = Vec::new();
-    for i in 0..n {
-        let (relid, attnum) = (relids[i], attnums[i]);
-        let table = *access
-            .entry(relid)
-            .or_insert_with(|| table_access(relid, user));
-        let readable = match table {
-            Access::All => true,
-            Access::None => false,
-            Access::SomeColumns => column_readable(relid, attnum, user),
-        };
-        let readable = readable
-            && checker
-                .refusal(relid, false, inherited[i], &BTreeSet::from([attnum]))
-                .is_none();
-        if readable {
-            if let Some(row) = column_stats(
-                relid,
-                attnum,
-                inherited[i],
-                with_values[i],
-                max_values,
-                max_len,
-            ) {
-                rows.push(row);
+        let n = relids.len();
+        if attnums.len() != n || inherited.len() != n || with_values.len() != n {
+            NlqError::ArrayLengthMismatch("relids, attnums, inherited and with_values").raise();
+        }
+        let max_values = usize::try_from(max_values).unwrap_or(0);
+        let max_len = usize::try_from(max_len).unwrap_or(0);
+        // SAFETY: reads the current user id, always valid in a backend.
+        let user = unsafe { pg_sys::GetUserId() };
+        let mut access: HashMap<pg_sys::Oid, Access> = HashMap::new();
+        let policy = crate::snapshot::access_policy();
+        let mut checker = Checker::new(&policy);
+        let mut rows = Vec::new();
+        for i in 0..n {
+            let (relid, attnum) = (relids[i], attnums[i]);
+            let table = *access
+                .entry(relid)
+                .or_insert_with(|| table_access(relid, user));
+            let readable = match table {
+                Access::All => true,
+                Access::None => false,
+                Access::SomeColumns => column_readable(relid, attnum, user),
+            };
+            let readable = readable
+                && checker
+                    .refusal(relid, false, inherited[i], &BTreeSet::from([attnum]))
+                    .is_none();
+            if readable {
+                if let Some(row) = column_stats(
+                    relid,
+                    attnum,
+                    inherited[i],
+                    with_values[i],
+                    max_values,
+                    max_len,
+                ) {
+                    rows.push(row);
+                }
             }
         }
-    }
-    TableIterator::new(rows)
+        TableIterator::new(rows)
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -183,7 +185,12 @@ fn column_stats(
                         break;
                     }
                     let text = pg_sys::OidOutputFunctionCall(out_fn, *slot.values.add(k));
-                    let text = CStr::from_ptr(text).to_string_lossy().into_owned();
+                    // returned as text built from these bytes: only values that read the same
+                    // in the server encoding and in UTF-8 are listed
+                    let Some(text) = crate::encoding::portable(CStr::from_ptr(text).to_bytes())
+                    else {
+                        continue;
+                    };
                     if text.chars().count() <= max_len {
                         vs.push(text);
                         fs.push(if k < nnumbers {

@@ -46,6 +46,7 @@ pub unsafe fn raw_check(stmt: *mut pg_sys::Node) -> Option<Violation> {
             found: None,
             bound: Bound::new(),
             queries: 0,
+            nodes: 0,
         };
         let ctx = (&mut walk as *mut RawWalk).cast::<c_void>();
         raw_walker(stmt, ctx);
@@ -62,7 +63,14 @@ struct RawWalk {
     bound: Bound,
     /// SELECTs seen so far (subqueries, set operation arms, WITH queries).
     queries: u32,
+    /// Nodes seen so far.
+    nodes: u32,
 }
+
+/// Most nodes of the raw parse tree one statement may have. PostgreSQL's analysis and planning
+/// of flat lists grow faster than linearly (100,000 `AND`ed comparisons take its planner some
+/// 4 s), so a statement far larger than any question needs is refused before it is analysed.
+pub const MAX_NODES: u32 = 50_000;
 
 /// Most SELECTs and WITH queries one statement may hold, before and after view expansion.
 /// PostgreSQL's planner does work that grows faster than linearly with them (a chain of 400
@@ -101,8 +109,23 @@ unsafe fn raw_node(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
     // SAFETY: guaranteed by the caller.
     unsafe {
         let walk = &mut *ctx.cast::<RawWalk>();
-        // every subquery, set operation arm and WITH query is a SelectStmt
-        if is_a(node, pg_sys::NodeTag::T_SelectStmt) {
+        walk.nodes += 1;
+        if walk.nodes > MAX_NODES {
+            walk.found = Some((
+                Code::TooComplex,
+                format!(
+                    "the query has more than {MAX_NODES} syntax elements (terms, literals, \
+                     operators); PostgreSQL's planner would take too long over it: simplify it, \
+                     e.g. a join with a table instead of a huge IN list or OR chain"
+                ),
+            ));
+            return true;
+        }
+        // every subquery, set operation arm and WITH query is a SelectStmt (a set operation
+        // itself is one more, over its arms, and is not counted)
+        if is_a(node, pg_sys::NodeTag::T_SelectStmt)
+            && (*node.cast::<pg_sys::SelectStmt>()).op == pg_sys::SetOperation::SETOP_NONE
+        {
             walk.queries += 1;
             if walk.queries > MAX_QUERIES {
                 walk.found = Some(too_many_queries());

@@ -141,3 +141,5 @@ INSERT INTO long_calls (label, sql) VALUES
   ('nlq_run of a 3000-term chain', format('SELECT nlq_run(%L)', 'SELECT 1' || repeat('+1', 3000)));
 SELECT n, label, pg_temp.interrupt(sql, 'cancel') AS cancel, pg_temp.interrupt(sql, 'terminate') AS terminate
 FROM long_calls ORDER BY n;
+-- leave nothing behind for the files that follow
+DROP EXTENSION dblink;
