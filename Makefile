@@ -156,7 +156,7 @@ demo: db-start fixtures bridge-role build
 ## ---------------------------------------------------------------- tests
 
 test: db-start
-	@$(MAKE) --no-print-directory lint test-unit test-pg test-regress test-bridge
+	@$(MAKE) --no-print-directory lint test-unit test-pg test-regress test-attack test-bridge
 	@echo "make test: all tiers passed"
 
 lint: setup
