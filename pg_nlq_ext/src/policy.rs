@@ -494,7 +494,38 @@ impl FunctionPolicy {
                 "function {shown} is volatile; a DBA may allow it with {ALLOWED_FUNCTIONS}"
             ));
         }
+        if UNINTERRUPTIBLE.contains(&f.name) {
+            return Some(format!(
+                "function {shown} runs in libxml2, which neither a timeout nor a cancel request \
+                 can stop; a DBA may allow it with {ALLOWED_FUNCTIONS}"
+            ));
+        }
         None
+    }
+}
+
+/// Built-ins refused unless a DBA allows them: they spend unbounded time in a library that
+/// never checks for interrupts (libxml2's XPath engine is cubic in the document on nested
+/// predicates), so `pg_nlq.statement_timeout`, cancel and terminate cannot stop them. `xmltable`
+/// is the `XMLTABLE` construct.
+pub const UNINTERRUPTIBLE: &[&str] = &["xpath", "xpath_exists", "xmlexists", "xmltable"];
+
+#[cfg(test)]
+mod uninterruptible_tests {
+    use super::*;
+
+    #[test]
+    fn xpath_is_refused_unless_allowed() {
+        let f = FunctionInfo {
+            schema: "pg_catalog",
+            name: "xpath",
+            builtin: true,
+            volatility: b'i',
+        };
+        let policy = FunctionPolicy::parse("", "").unwrap();
+        assert!(policy.refusal(&f).unwrap().contains("libxml2"));
+        let policy = FunctionPolicy::parse("pg_catalog.xpath", "").unwrap();
+        assert_eq!(policy.refusal(&f), None);
     }
 }
 

@@ -467,6 +467,8 @@ impl Touched {
     /// (`jsonb_to_record(...) AS x(a d_chk)`), whose values are made by input functions.
     fn function_rte(&mut self, rte: &pg_sys::RangeTblEntry) {
         if rte.rtekind == pg_sys::RTEKind::RTE_TABLEFUNC && !rte.tablefunc.is_null() {
+            // XMLTABLE is the only table function of PostgreSQL 15
+            self.pseudo_functions.insert(("xmltable", b'i'));
             // XMLTABLE(... COLUMNS a d PATH ...): each column made by its type's input function
             // SAFETY: a table function RTE's TableFunc, its column types an OID list.
             let types = unsafe { PgList::<c_void>::from_pg((*rte.tablefunc).coltypes) };

@@ -59,6 +59,12 @@ LANGUAGE plpgsql AS $$
 BEGIN PERFORM hj.note('concat_ws'); RETURN pg_catalog.concat_ws($1, $2, $3, $4, $5, $6); END $$;
 CREATE FUNCTION public.quote_ident(name) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN PERFORM hj.note('quote_ident(name)'); RETURN pg_catalog.quote_ident($1::text); END $$;
+-- found by a black-box attack: exact-type overloads of polymorphic built-ins and an aggregate
+CREATE FUNCTION public.to_json(text[]) RETURNS json LANGUAGE plpgsql AS $$
+BEGIN PERFORM hj.note('to_json(text[])'); RETURN pg_catalog.to_json($1); END $$;
+CREATE FUNCTION public.la_agg(name[], name) RETURNS name[] LANGUAGE plpgsql AS $$
+BEGIN PERFORM hj.note('array_agg(name)'); RETURN $1 OPERATOR(pg_catalog.||) $2; END $$;
+CREATE AGGREGATE public.array_agg(name) (SFUNC = public.la_agg, STYPE = name[]);
 CREATE FUNCTION public.has_table_privilege(oid, unknown) RETURNS bool LANGUAGE plpgsql AS $$
 BEGIN PERFORM hj.note('has_table_privilege'); RETURN true; END $$;
 CREATE FUNCTION public._nlq_column_stats(relids oid[], attnums int2[], inh bool[],
