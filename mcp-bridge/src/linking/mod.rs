@@ -206,6 +206,11 @@ impl<'a> Linker<'a> {
         self.counter
     }
 
+    /// Whether `name` (`schema.name`) is one of the relations linked over.
+    pub fn knows(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
     /// Tokens of the whole schema.
     pub fn whole_schema_tokens(&self) -> usize {
         self.whole_tokens
