@@ -47,6 +47,37 @@ const MAX_PATH_HOPS: usize = 3;
 const MAX_VALUE_SEEDS: usize = 4;
 /// Value hints shown at most.
 const MAX_VALUE_HINTS: usize = 12;
+/// Question words (stems) that ask for a measure over transactions: "top customers", "best-selling
+/// items", "revenue", "who spent the most", "customers who ordered", "return rate". Such a
+/// question needs the fact table the measure is taken from even when it names only a dimension.
+const MEASURE_WORDS: &[&str] = &[
+    "top",
+    "most",
+    "least",
+    "best",
+    "worst",
+    "highest",
+    "lowest",
+    "biggest",
+    "largest",
+    "total",
+    "revenue",
+    "sale",
+    "sell",
+    "spend",
+    "buy",
+    "order",
+    "rate",
+    "share",
+    "ratio",
+    "percentage",
+    "turnover",
+    "volume",
+];
+/// The terms of the transaction tables measures come from (orders and sales, and their lines).
+const FACT_TERMS: &[&str] = &["order", "sale"];
+/// Fact tables added for a measure question, at most.
+const MAX_FACT_SEEDS: usize = 2;
 
 /// How the context is chosen (the `[context]` settings).
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +158,8 @@ pub struct Linker<'a> {
     whole_tokens: usize,
     /// `schema.name` of each document.
     names: Vec<String>,
+    /// The transaction tables, most likely first ([`Linker::fact_tables`]).
+    facts: Vec<usize>,
 }
 
 impl<'a> Linker<'a> {
@@ -182,7 +215,9 @@ impl<'a> Linker<'a> {
                 format!("{}.{}", r.schema, r.name)
             })
             .collect();
+        let facts = Self::fact_tables(snapshot, &index);
         Linker {
+            facts,
             snapshot,
             index,
             graph,
@@ -370,6 +405,21 @@ impl<'a> Linker<'a> {
             seeds.insert(position, hit.doc);
             position += 1;
         }
+        // A measure question: the largest transaction tables (name or comment about orders or
+        // sales, a measure column), right after the best match.
+        if terms.iter().any(|t| MEASURE_WORDS.contains(&t.as_str())) {
+            for &doc in self.facts.iter().take(MAX_FACT_SEEDS) {
+                match seeds.iter().position(|&d| d == doc) {
+                    Some(i) if i < position => continue,
+                    Some(i) => {
+                        seeds.remove(i);
+                    }
+                    None => {}
+                }
+                seeds.insert(position.min(seeds.len()), doc);
+                position += 1;
+            }
+        }
         // seeds, each followed by the join path that connects it to the ones before
         let mut tree: HashSet<usize> = HashSet::new();
         for &seed in &seeds {
@@ -416,6 +466,52 @@ impl<'a> Linker<'a> {
             }
         }
         out
+    }
+
+    /// The transaction tables, most likely first: tables with a measure column (an amount, a
+    /// quantity, a price, a total, or any numeric column) whose name or comment is about orders
+    /// or sales, ranked by that lexical score times the log of their row estimate.
+    fn fact_tables(snapshot: &Snapshot, index: &Index) -> Vec<usize> {
+        let fact_terms: Vec<String> = FACT_TERMS.iter().map(|t| t.to_string()).collect();
+        let scores = index.scores(&fact_terms);
+        let mut facts: Vec<(usize, f64)> = scores
+            .iter()
+            .enumerate()
+            .filter(|(_, &s)| s > 0.0)
+            .filter_map(|(doc, &s)| {
+                let r = &snapshot.relations[index.relations[doc]];
+                let table = matches!(
+                    r.kind,
+                    crate::catalog::RelationKind::Table
+                        | crate::catalog::RelationKind::PartitionedTable
+                );
+                let named = tokenize::terms(&r.name)
+                    .iter()
+                    .chain(
+                        r.comment
+                            .as_deref()
+                            .map(tokenize::terms)
+                            .unwrap_or_default()
+                            .iter(),
+                    )
+                    .any(|t| fact_terms.contains(t));
+                let measure = r.columns.iter().any(|c| {
+                    let t = c.data_type.to_lowercase();
+                    let n = c.name.to_lowercase();
+                    t.starts_with("numeric")
+                        || t.starts_with("money")
+                        || t.starts_with("double")
+                        || t == "real"
+                        || ["amount", "qty", "quantity", "price", "total", "value"]
+                            .iter()
+                            .any(|m| n.contains(m))
+                });
+                let rows = r.row_estimate.unwrap_or(0).max(0) as f64;
+                (table && named && measure).then(|| (doc, s * (2.0 + rows).ln()))
+            })
+            .collect();
+        facts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        facts.into_iter().map(|f| f.0).collect()
     }
 
     /// Renders the candidates in priority order while they fit `budget`, with the notes.
