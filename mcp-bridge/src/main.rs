@@ -62,6 +62,10 @@ struct ContextArgs {
     /// Print one JSON object (database, routing, relations, prompt_tokens, schema_tokens...)
     #[arg(long)]
     json: bool,
+    /// Before the context text, say which database was chosen and why, which relations were
+    /// chosen and the token counts against the whole schema's
+    #[arg(long, conflicts_with = "json")]
+    explain: bool,
     /// Let the model help choose (not implemented yet: refused)
     #[arg(long)]
     with_model: bool,
@@ -359,7 +363,12 @@ async fn context(args: ContextArgs) -> Result<String, BridgeError> {
             .map(|s| s + "\n")
             .map_err(|e| BridgeError::Internal(format!("cannot encode the context: {e}")))
     } else {
-        let mut text = report.context;
+        let mut text = if args.explain {
+            report.explanation()
+        } else {
+            String::new()
+        };
+        text.push_str(&report.context);
         if !text.ends_with('\n') {
             text.push('\n');
         }

@@ -51,6 +51,9 @@ pub struct CaseResult {
     pub routed: Option<String>,
     /// The best routing candidate.
     pub routed_top: Option<String>,
+    /// Every database with its routing score, best first.
+    #[serde(default)]
+    pub routing: Vec<crate::linking::route::Candidate>,
     /// Milliseconds of linking (context stage) for this question.
     pub link_ms: f64,
 }
@@ -71,6 +74,7 @@ pub struct Group {
     pub median_prompt_tokens: usize,
     pub mean_prompt_tokens: f64,
     pub p95_prompt_tokens: usize,
+    pub median_schema_tokens: usize,
     pub mean_schema_tokens: f64,
     /// Share of the cases routing chose the right database for outright, no database named.
     pub routing_accuracy: f64,
@@ -137,6 +141,11 @@ fn group(database: &str, level: &str, language: &str, results: &[&CaseResult]) -
         median_prompt_tokens: percentile(&tokens, 0.5),
         mean_prompt_tokens: tokens.iter().sum::<usize>() as f64 / n,
         p95_prompt_tokens: percentile(&tokens, 0.95),
+        median_schema_tokens: {
+            let mut t: Vec<usize> = results.iter().map(|r| r.schema_tokens).collect();
+            t.sort_unstable();
+            percentile(&t, 0.5)
+        },
         mean_schema_tokens: results.iter().map(|r| r.schema_tokens).sum::<usize>() as f64 / n,
         routing_accuracy: results
             .iter()
@@ -208,18 +217,19 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| database | level | lang | cases | excluded | strict recall | median prompt | mean prompt | p95 prompt | routing |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+            "| database | level | lang | cases | excluded | strict recall | median schema | median prompt | mean prompt | p95 prompt | routing |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for g in &self.groups {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {:.3} | {} | {:.0} | {} | {:.3} |",
+                "| {} | {} | {} | {} | {} | {:.3} | {} | {} | {:.0} | {} | {:.3} |",
                 g.database,
                 g.level,
                 g.language,
                 g.cases,
                 g.excluded,
                 g.recall,
+                g.median_schema_tokens,
                 g.median_prompt_tokens,
                 g.mean_prompt_tokens,
                 g.p95_prompt_tokens,
@@ -402,6 +412,7 @@ pub async fn run_offline(
             schema_tokens: context.schema_tokens,
             routed: routing.chosen,
             routed_top: routing.candidates.first().map(|c| c.database.clone()),
+            routing: routing.candidates,
             link_ms,
         });
         write_report(&report_path, &report)?;

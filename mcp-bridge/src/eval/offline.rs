@@ -112,6 +112,71 @@ pub struct ContextReport {
     pub context: String,
 }
 
+impl ContextReport {
+    /// A few lines on how the context was chosen (`context --explain`, `make demo`).
+    pub fn explanation(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let scores = self
+            .routing
+            .candidates
+            .iter()
+            .map(|c| format!("{} {:.3}", c.database, c.score))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let why = match self.routing.method {
+            "given" => "named with --db".to_string(),
+            "only" => "the only database configured".to_string(),
+            "lexical" => format!(
+                "its schema and description match the question's words best (scores: {scores}; \
+                 chosen when the best leads by {})",
+                crate::linking::route::MARGIN
+            ),
+            _ => format!(
+                "best guess only: no database leads clearly (scores: {scores}); the pipeline \
+                 would ask the model to choose, or answer AMBIGUOUS_QUERY"
+            ),
+        };
+        let _ = writeln!(s, "database: {} ({why})", self.database);
+        if self.whole {
+            let _ = writeln!(
+                s,
+                "relations: the whole schema fits the budget ({} of {} tokens): all {} relations",
+                self.schema_tokens,
+                self.budget,
+                self.relations.len()
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "relations ({}): {}",
+                self.relations.len(),
+                self.relations.join(", ")
+            );
+            if !self.cut.is_empty() {
+                let _ = writeln!(s, "cut to fit the budget: {}", self.cut.join(", "));
+            }
+        }
+        let share = if self.whole_schema_tokens == 0 {
+            100.0
+        } else {
+            100.0 * self.schema_tokens as f64 / self.whole_schema_tokens as f64
+        };
+        let _ = writeln!(
+            s,
+            "tokens ({}): schema context {} of the whole schema's {} ({share:.0}%), budget {}; \
+             whole generation prompt {}",
+            self.encoding,
+            self.schema_tokens,
+            self.whole_schema_tokens,
+            self.budget,
+            self.prompt_tokens
+        );
+        s.push_str("---- schema context ----\n");
+        s
+    }
+}
+
 /// The loaded databases with their linkers, ready for many questions.
 pub struct Estate<'a> {
     pub loaded: &'a [Loaded],
