@@ -140,6 +140,7 @@ fixtures: db-start
 BRIDGE        := ./target/release/pg-nlq-bridge
 BRIDGE_CONFIG ?= fixtures/bridge.toml
 DEMO_QUESTION ?= Which five customers spent the most on books, and how much did each spend?
+DEMO_LARGE_QUESTION ?= Which vendors had the most late goods receipts in 2024?
 demo: db-start fixtures bridge-role build
 	$(BRIDGE) check-config --config $(BRIDGE_CONFIG)
 	@if [ -n "$${OPENAI_API_KEY:-}" ]; then \
@@ -154,6 +155,8 @@ demo: db-start fixtures bridge-role build
 	  echo; echo "demo: what the model would be sent for the question (schema linking, no model call):"; echo; \
 	  $(BRIDGE) context --config $(BRIDGE_CONFIG) --explain "$(DEMO_QUESTION)" | head -n 40; \
 	  echo "demo: ... (the whole context: $(BRIDGE) context --config $(BRIDGE_CONFIG) \"<question>\")"; \
+	  echo; echo "demo: on the 179 relations of nlq_large, only the part a question needs is sent:"; echo; \
+	  $(BRIDGE) context --config $(BRIDGE_CONFIG) --explain "$(DEMO_LARGE_QUESTION)" | sed -n '1,/^---- schema context/p'; \
 	fi
 
 # The offline part of the evaluation (issue 13): per database, level and language, strict

@@ -78,6 +78,10 @@ const MEASURE_WORDS: &[&str] = &[
 const FACT_TERMS: &[&str] = &["order", "sale"];
 /// Fact tables added for a measure question, at most.
 const MAX_FACT_SEEDS: usize = 2;
+/// Words of trade: with them, the sales and order facts count wherever they are in the graph.
+const TRADE_WORDS: &[&str] = &["revenue", "sale", "sell", "spend", "buy", "order"];
+/// Without them, a fact table counts only this close (join edges) to a seed.
+const FACT_HOPS: usize = 2;
 
 /// How the context is chosen (the `[context]` settings).
 #[derive(Debug, Clone, PartialEq)]
@@ -408,7 +412,22 @@ impl<'a> Linker<'a> {
         // A measure question: the largest transaction tables (name or comment about orders or
         // sales, a measure column), right after the best match.
         if terms.iter().any(|t| MEASURE_WORDS.contains(&t.as_str())) {
-            for &doc in self.facts.iter().take(MAX_FACT_SEEDS) {
+            // Words of trade ("revenue", "sold", "ordered") ask for the sales facts wherever
+            // they are; a bare measure ("the most late receipts") only for facts near a seed.
+            let trade = terms.iter().any(|t| TRADE_WORDS.contains(&t.as_str()));
+            let near: HashSet<usize> = seeds.iter().copied().collect();
+            let facts: Vec<usize> = self
+                .facts
+                .iter()
+                .copied()
+                .filter(|&f| {
+                    trade
+                        || near.contains(&f)
+                        || self.graph.path_from_set(&near, f, FACT_HOPS).is_some()
+                })
+                .take(MAX_FACT_SEEDS)
+                .collect();
+            for doc in facts {
                 match seeds.iter().position(|&d| d == doc) {
                     Some(i) if i < position => continue,
                     Some(i) => {
