@@ -44,7 +44,7 @@ INSTALL_EXT = cd pg_nlq_ext && cargo pgrx install --release --pg-config $(PG_CON
 EXT_SQL  = $(shell $(PG_CONFIG) --sharedir)/extension/pg_nlq--$(shell sed -n 's/^version = "\(.*\)"/\1/p' pg_nlq_ext/Cargo.toml).sql
 
 .PHONY: help setup build install db-start db-stop db-status db-destroy psql fixtures demo \
-        test lint test-unit test-pg test-regress test-bridge bench
+        test lint test-unit test-pg test-regress test-bridge bench eval
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST) | head -n 8
@@ -140,6 +140,7 @@ fixtures: db-start
 BRIDGE        := ./target/release/pg-nlq-bridge
 BRIDGE_CONFIG ?= fixtures/bridge.toml
 DEMO_QUESTION ?= Which five customers spent the most on books, and how much did each spend?
+DEMO_LARGE_QUESTION ?= Which vendors had the most late goods receipts in 2024?
 demo: db-start fixtures bridge-role build
 	$(BRIDGE) check-config --config $(BRIDGE_CONFIG)
 	@if [ -n "$${OPENAI_API_KEY:-}" ]; then \
@@ -151,7 +152,25 @@ demo: db-start fixtures bridge-role build
 	    "SELECT c.first_name || ' ' || c.last_name AS customer, sum(oi.quantity * oi.unit_price) AS spent FROM public.customers c JOIN public.orders o ON o.customer_id = c.id JOIN public.order_items oi ON oi.order_id = o.id GROUP BY c.id ORDER BY spent DESC"; \
 	  echo; echo "demo: and a write is refused before it runs:"; \
 	  ! $(BRIDGE) run --config $(BRIDGE_CONFIG) --db nlq_small "DELETE FROM public.orders"; \
+	  echo; echo "demo: what the model would be sent for the question (schema linking, no model call):"; echo; \
+	  $(BRIDGE) context --config $(BRIDGE_CONFIG) --explain "$(DEMO_QUESTION)" | head -n 40; \
+	  echo "demo: ... (the whole context: $(BRIDGE) context --config $(BRIDGE_CONFIG) \"<question>\")"; \
+	  echo; echo "demo: on the 179 relations of nlq_large, only the part a question needs is sent:"; echo; \
+	  $(BRIDGE) context --config $(BRIDGE_CONFIG) --explain "$(DEMO_LARGE_QUESTION)" | sed -n '1,/^---- schema context/p'; \
 	fi
+
+# The offline part of the evaluation (issue 13): per database, level and language, strict
+# gold-table recall (gold = what nlq_validate reports for each expected SQL of
+# fixtures/TEST_QUERIES.md), prompt tokens, and routing accuracy with no database named. No
+# model. Read-only on the fixtures. EVAL_DEPS= skips the cluster set-up (it must be running).
+# Targets: nlq_large English recall >= 0.97 with median prompt <= 4000; routing >= 0.95.
+EVAL_DEPS ?= db-start fixtures bridge-role
+EVAL_OUT  ?= target/eval/fixtures
+eval: $(EVAL_DEPS)
+	rm -rf "$(EVAL_OUT)"
+	NLQ_PGSOCK="$(NLQ_PGSOCK)" NLQ_PGPORT="$(NLQ_PGPORT)" \
+	  cargo run -q -p mcp-bridge --bin pg-nlq-bridge -- eval --config $(BRIDGE_CONFIG) \
+	  --cases fixtures/TEST_QUERIES.md --out "$(EVAL_OUT)"
 
 ## ---------------------------------------------------------------- tests
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod eval;
 pub mod linking;
 pub mod llm;
 pub mod mcp;

@@ -43,6 +43,49 @@ enum Command {
     CheckConfig(ConfigArgs),
     /// Fetch the database's schema snapshot (nlq_schema_snapshot()) and print a summary.
     Snapshot(SnapshotArgs),
+    /// Show the schema context a question would get (routing, chosen relations, token counts),
+    /// without asking the model.
+    Context(ContextArgs),
+    /// Evaluate the context stage over cases (TEST_QUERIES.md format or JSON lines): strict
+    /// gold-table recall, prompt tokens and routing accuracy; no model needed.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+struct ContextArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The question
+    question: String,
+    /// The database [default: the only one, or routed from the question]
+    #[arg(long, value_name = "NAME")]
+    db: Option<String>,
+    /// Print one JSON object (database, routing, relations, prompt_tokens, schema_tokens...)
+    #[arg(long)]
+    json: bool,
+    /// Before the context text, say which database was chosen and why, which relations were
+    /// chosen and the token counts against the whole schema's
+    #[arg(long, conflicts_with = "json")]
+    explain: bool,
+    /// Let the model help choose (not implemented yet: refused)
+    #[arg(long)]
+    with_model: bool,
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Cases: TEST_QUERIES.md's format, or JSON lines (question, database, sql, optional
+    /// evidence, id, level)
+    #[arg(long, value_name = "FILE", default_value = "fixtures/TEST_QUERIES.md")]
+    cases: PathBuf,
+    /// Only the cases of this database (routing still ranks every configured database)
+    #[arg(long, value_name = "NAME")]
+    db: Option<String>,
+    /// Directory for report.json and summary.md; a run over the same directory resumes
+    #[arg(long, value_name = "DIR", default_value = "target/eval")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +176,8 @@ async fn main() -> ExitCode {
         Command::Run(args) => return run(args).await,
         Command::CheckConfig(args) => return check_config(args).await,
         Command::Snapshot(args) => snapshot(args).await,
+        Command::Context(args) => context(args).await,
+        Command::Eval(args) => eval(args).await,
     };
     match result.and_then(|text| print(&text)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -311,6 +356,55 @@ async fn snapshot(args: SnapshotArgs) -> Result<String, BridgeError> {
             .await?
             .summary())
     }
+}
+
+async fn context(args: ContextArgs) -> Result<String, BridgeError> {
+    if args.with_model {
+        return Err(BridgeError::Config(
+            "context --with-model is not implemented yet: the context stage shown is the \
+             lexical one, which makes no model call; run without --with-model"
+                .into(),
+        ));
+    }
+    let settings = load_settings(&args.config)?;
+    let loaded = mcp_bridge::eval::offline::load(&settings, None).await?;
+    let estate = mcp_bridge::eval::offline::Estate::new(&loaded, &settings);
+    let report = estate.context(&args.question, args.db.as_deref(), &settings)?;
+    if args.json {
+        serde_json::to_string_pretty(&report)
+            .map(|s| s + "\n")
+            .map_err(|e| BridgeError::Internal(format!("cannot encode the context: {e}")))
+    } else {
+        let mut text = if args.explain {
+            report.explanation()
+        } else {
+            String::new()
+        };
+        text.push_str(&report.context);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        Ok(text)
+    }
+}
+
+async fn eval(args: EvalArgs) -> Result<String, BridgeError> {
+    let text = std::fs::read_to_string(&args.cases)
+        .map_err(|e| BridgeError::Config(format!("cannot read {}: {e}", args.cases.display())))?;
+    let cases = mcp_bridge::eval::cases::parse_cases_file(&text)
+        .map_err(|e| BridgeError::Config(format!("{}: {e}", args.cases.display())))?;
+    let settings = load_settings(&args.config)?;
+    let loaded = mcp_bridge::eval::offline::load(&settings, None).await?;
+    let estate = mcp_bridge::eval::offline::Estate::new(&loaded, &settings);
+    let report =
+        mcp_bridge::eval::run_offline(&cases, &estate, &settings, args.db.as_deref(), &args.out)
+            .await?;
+    Ok(format!(
+        "{}\nwritten: {} and {}\n",
+        report.markdown(),
+        args.out.join("report.json").display(),
+        args.out.join("summary.md").display()
+    ))
 }
 
 /// Writes the result to stdout; a reader that went away (`| head`) is not an error.

@@ -15,7 +15,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use postgres::{Client, NoTls};
@@ -49,166 +49,25 @@ fn connect(db: &str) -> Client {
 
 // ------------------------------------------------------------------ the markdown
 
-#[derive(Debug, Clone, PartialEq)]
-struct Case {
-    database: String,
-    level: String,
-    id: String,
-    title: String,
-    question_zh: String,
-    question_en: String,
-    sql: String,
-    /// Other SQL accepted as a right answer (`可接受 SQL：` lines), for questions with more
-    /// than one reasonable reading; each is checked like the expected SQL.
-    alternatives: Vec<String>,
-    line: usize,
-}
+// The one parser of the format lives in the library (`pg-nlq-bridge eval` reads it too); the
+// fixture set adds its own databases and levels.
+use mcp_bridge::eval::cases::{parse_markdown, Case};
 
-impl Case {
-    /// The expected SQL and then every accepted alternative.
-    fn all_sql(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.sql.as_str()).chain(self.alternatives.iter().map(String::as_str))
-    }
-}
-
-const ZH_PREFIX: &str = "    自然语言：";
-const EN_PREFIX: &str = "    Question: ";
-const SQL_PREFIX: &str = "    期望 SQL：";
-const ALT_PREFIX: &str = "    可接受 SQL：";
-
-/// One statement on one line ending with ';', returned without it.
-fn one_statement(value: &str, id: &str, n: usize) -> Result<String, String> {
-    let sql = value
-        .trim()
-        .strip_suffix(';')
-        .ok_or_else(|| format!("line {n}: case {id}: the SQL must end with ';'"))?
-        .trim_end()
-        .to_string();
-    if sql.is_empty() {
-        return Err(format!("line {n}: case {id}: empty SQL"));
-    }
-    if sql.contains(';') {
-        return Err(format!(
-            "line {n}: case {id}: the SQL must be a single statement"
-        ));
-    }
-    Ok(sql)
-}
-
-/// Parses the cases of a TEST_QUERIES.md. Anything before the first `## ` heading is free
-/// introduction; after it only database headings (`## nlq_x`), level headings (`### simple`
-/// ...), blank lines and case entries are allowed: four lines, then any number of
-/// `可接受 SQL：` lines (alternative accepted SQL).
 fn parse_cases(markdown: &str) -> Result<Vec<Case>, String> {
-    let lines: Vec<&str> = markdown.lines().collect();
-    let mut cases: Vec<Case> = Vec::new();
-    let mut ids = HashSet::new();
-    let mut database: Option<String> = None;
-    let mut level: Option<String> = None;
-    let mut seen_levels: HashSet<(String, String)> = HashSet::new();
-    let mut in_body = false;
-    let mut i = 0;
-    while i < lines.len() {
-        let line = lines[i];
-        let n = i + 1;
-        if let Some(name) = line.strip_prefix("## ") {
-            let name = name.trim();
-            if !DATABASES.contains(&name) {
-                return Err(format!("line {n}: unknown database heading '## {name}' (expected one of {DATABASES:?})"));
-            }
-            database = Some(name.to_string());
-            level = None;
-            in_body = true;
-        } else if let Some(name) = line.strip_prefix("### ") {
-            let name = name.trim();
-            let db = database
-                .clone()
-                .ok_or_else(|| format!("line {n}: level heading before any database heading"))?;
-            if !LEVELS.contains(&name) {
-                return Err(format!(
-                    "line {n}: unknown level '### {name}' (expected one of {LEVELS:?})"
-                ));
-            }
-            if !seen_levels.insert((db.clone(), name.to_string())) {
-                return Err(format!("line {n}: level '{name}' appears twice under {db}"));
-            }
-            level = Some(name.to_string());
-        } else if let Some(rest) = line.strip_prefix("* ") {
-            let (db, lvl) = match (&database, &level) {
-                (Some(d), Some(l)) => (d.clone(), l.clone()),
-                _ => {
-                    return Err(format!(
-                        "line {n}: case outside a database and level section"
-                    ))
-                }
-            };
-            let (id, title) = rest
-                .split_once(": ")
-                .ok_or_else(|| format!("line {n}: expected '* ID: title'"))?;
-            let id = id.trim();
-            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                return Err(format!("line {n}: malformed case id '{id}'"));
-            }
-            if title.trim().is_empty() {
-                return Err(format!("line {n}: case {id} has no title"));
-            }
-            if !ids.insert(id.to_string()) {
-                return Err(format!("line {n}: duplicate case id {id}"));
-            }
-            let field = |offset: usize, prefix: &str, what: &str| -> Result<String, String> {
-                let l = lines.get(i + offset).ok_or_else(|| {
-                    format!("line {}: case {id} ends before its {what} line", n + offset)
-                })?;
-                let value = l
-                    .strip_prefix(prefix)
-                    .ok_or_else(|| {
-                        format!(
-                            "line {}: case {id}: expected '{}…' ({what})",
-                            n + offset,
-                            prefix.trim_start()
-                        )
-                    })?
-                    .trim();
-                if value.is_empty() {
-                    return Err(format!("line {}: case {id}: empty {what}", n + offset));
-                }
-                Ok(value.to_string())
-            };
-            let question_zh = field(1, ZH_PREFIX, "Chinese question")?;
-            let question_en = field(2, EN_PREFIX, "English question")?;
-            let sql = one_statement(&field(3, SQL_PREFIX, "expected SQL")?, id, n + 3)?;
-            let mut alternatives = Vec::new();
-            let mut next = i + 4;
-            while let Some(alt) = lines.get(next).and_then(|l| l.strip_prefix(ALT_PREFIX)) {
-                let alt = one_statement(alt, id, next + 1)?;
-                if alt == sql || alternatives.contains(&alt) {
-                    return Err(format!(
-                        "line {}: case {id}: alternative SQL repeats another SQL of the case",
-                        next + 1
-                    ));
-                }
-                alternatives.push(alt);
-                next += 1;
-            }
-            cases.push(Case {
-                database: db,
-                level: lvl,
-                id: id.to_string(),
-                title: title.trim().to_string(),
-                question_zh,
-                question_en,
-                sql,
-                alternatives,
-                line: n,
-            });
-            i = next;
-            continue;
-        } else if in_body && !line.trim().is_empty() {
+    let cases = parse_markdown(markdown)?;
+    for c in &cases {
+        if !DATABASES.contains(&c.database.as_str()) {
             return Err(format!(
-                "line {n}: unexpected text in the cases section: '{line}'"
+                "line {}: unknown database '{}' (expected one of {DATABASES:?})",
+                c.line, c.database
             ));
         }
-        i += 1;
+        if !LEVELS.contains(&c.level.as_str()) {
+            return Err(format!(
+                "line {}: unknown level '{}' (expected one of {LEVELS:?})",
+                c.line, c.level
+            ));
+        }
     }
     Ok(cases)
 }
@@ -285,6 +144,7 @@ fn parser_reads_the_documented_format() {
             question_en: "How many customers are there?".into(),
             sql: "SELECT count(*) FROM customers".into(),
             alternatives: vec![],
+            evidence: None,
             line: 9,
         }]
     );
@@ -643,6 +503,7 @@ fn convention_checks_catch_hand_made_violations() {
         question_en: en.into(),
         sql: sql.into(),
         alternatives: vec![],
+        evidence: None,
         line: 1,
     };
     let good = [

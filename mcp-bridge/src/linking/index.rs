@@ -191,6 +191,11 @@ impl Index {
         self.strength.get(term).copied().unwrap_or(0.0)
     }
 
+    /// Every term with its strength ([`Index::strength`]).
+    pub fn strengths(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.strength.iter().map(|(t, &s)| (t.as_str(), s))
+    }
+
     /// Number of documents.
     pub fn len(&self) -> usize {
         self.relations.len()

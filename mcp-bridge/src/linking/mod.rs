@@ -47,6 +47,41 @@ const MAX_PATH_HOPS: usize = 3;
 const MAX_VALUE_SEEDS: usize = 4;
 /// Value hints shown at most.
 const MAX_VALUE_HINTS: usize = 12;
+/// Question words (stems) that ask for a measure over transactions: "top customers", "best-selling
+/// items", "revenue", "who spent the most", "customers who ordered", "return rate". Such a
+/// question needs the fact table the measure is taken from even when it names only a dimension.
+const MEASURE_WORDS: &[&str] = &[
+    "top",
+    "most",
+    "least",
+    "best",
+    "worst",
+    "highest",
+    "lowest",
+    "biggest",
+    "largest",
+    "total",
+    "revenue",
+    "sale",
+    "sell",
+    "spend",
+    "buy",
+    "order",
+    "rate",
+    "share",
+    "ratio",
+    "percentage",
+    "turnover",
+    "volume",
+];
+/// The terms of the transaction tables measures come from (orders and sales, and their lines).
+const FACT_TERMS: &[&str] = &["order", "sale"];
+/// Fact tables added for a measure question, at most.
+const MAX_FACT_SEEDS: usize = 2;
+/// Words of trade: with them, the sales and order facts count wherever they are in the graph.
+const TRADE_WORDS: &[&str] = &["revenue", "sale", "sell", "spend", "buy", "order"];
+/// Without them, a fact table counts only this close (join edges) to a seed.
+const FACT_HOPS: usize = 2;
 
 /// How the context is chosen (the `[context]` settings).
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +162,8 @@ pub struct Linker<'a> {
     whole_tokens: usize,
     /// `schema.name` of each document.
     names: Vec<String>,
+    /// The transaction tables, most likely first ([`Linker::fact_tables`]).
+    facts: Vec<usize>,
 }
 
 impl<'a> Linker<'a> {
@@ -182,7 +219,9 @@ impl<'a> Linker<'a> {
                 format!("{}.{}", r.schema, r.name)
             })
             .collect();
+        let facts = Self::fact_tables(snapshot, &index);
         Linker {
+            facts,
             snapshot,
             index,
             graph,
@@ -204,6 +243,11 @@ impl<'a> Linker<'a> {
 
     pub fn counter(&self) -> TokenCounter {
         self.counter
+    }
+
+    /// Whether `name` (`schema.name`) is one of the relations linked over.
+    pub fn knows(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
     }
 
     /// Tokens of the whole schema.
@@ -365,6 +409,36 @@ impl<'a> Linker<'a> {
             seeds.insert(position, hit.doc);
             position += 1;
         }
+        // A measure question: the largest transaction tables (name or comment about orders or
+        // sales, a measure column), right after the best match.
+        if terms.iter().any(|t| MEASURE_WORDS.contains(&t.as_str())) {
+            // Words of trade ("revenue", "sold", "ordered") ask for the sales facts wherever
+            // they are; a bare measure ("the most late receipts") only for facts near a seed.
+            let trade = terms.iter().any(|t| TRADE_WORDS.contains(&t.as_str()));
+            let near: HashSet<usize> = seeds.iter().copied().collect();
+            let facts: Vec<usize> = self
+                .facts
+                .iter()
+                .copied()
+                .filter(|&f| {
+                    trade
+                        || near.contains(&f)
+                        || self.graph.path_from_set(&near, f, FACT_HOPS).is_some()
+                })
+                .take(MAX_FACT_SEEDS)
+                .collect();
+            for doc in facts {
+                match seeds.iter().position(|&d| d == doc) {
+                    Some(i) if i < position => continue,
+                    Some(i) => {
+                        seeds.remove(i);
+                    }
+                    None => {}
+                }
+                seeds.insert(position.min(seeds.len()), doc);
+                position += 1;
+            }
+        }
         // seeds, each followed by the join path that connects it to the ones before
         let mut tree: HashSet<usize> = HashSet::new();
         for &seed in &seeds {
@@ -411,6 +485,52 @@ impl<'a> Linker<'a> {
             }
         }
         out
+    }
+
+    /// The transaction tables, most likely first: tables with a measure column (an amount, a
+    /// quantity, a price, a total, or any numeric column) whose name or comment is about orders
+    /// or sales, ranked by that lexical score times the log of their row estimate.
+    fn fact_tables(snapshot: &Snapshot, index: &Index) -> Vec<usize> {
+        let fact_terms: Vec<String> = FACT_TERMS.iter().map(|t| t.to_string()).collect();
+        let scores = index.scores(&fact_terms);
+        let mut facts: Vec<(usize, f64)> = scores
+            .iter()
+            .enumerate()
+            .filter(|(_, &s)| s > 0.0)
+            .filter_map(|(doc, &s)| {
+                let r = &snapshot.relations[index.relations[doc]];
+                let table = matches!(
+                    r.kind,
+                    crate::catalog::RelationKind::Table
+                        | crate::catalog::RelationKind::PartitionedTable
+                );
+                let named = tokenize::terms(&r.name)
+                    .iter()
+                    .chain(
+                        r.comment
+                            .as_deref()
+                            .map(tokenize::terms)
+                            .unwrap_or_default()
+                            .iter(),
+                    )
+                    .any(|t| fact_terms.contains(t));
+                let measure = r.columns.iter().any(|c| {
+                    let t = c.data_type.to_lowercase();
+                    let n = c.name.to_lowercase();
+                    t.starts_with("numeric")
+                        || t.starts_with("money")
+                        || t.starts_with("double")
+                        || t == "real"
+                        || ["amount", "qty", "quantity", "price", "total", "value"]
+                            .iter()
+                            .any(|m| n.contains(m))
+                });
+                let rows = r.row_estimate.unwrap_or(0).max(0) as f64;
+                (table && named && measure).then(|| (doc, s * (2.0 + rows).ln()))
+            })
+            .collect();
+        facts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        facts.into_iter().map(|f| f.0).collect()
     }
 
     /// Renders the candidates in priority order while they fit `budget`, with the notes.

@@ -145,3 +145,21 @@ fn routing_picks_the_database_that_knows_the_words() {
     assert_eq!(r.chosen, None);
     assert_eq!(r.candidates.len(), 2);
 }
+
+#[test]
+fn a_measure_question_brings_the_fact_table() {
+    let snapshot = sample();
+    let linker = Linker::new(&snapshot, counter());
+    // "top customers" names only the dimension; the measure is taken over orders
+    let context = linker.link("who are the top customers", &tight());
+    assert!(!context.whole);
+    let at = context.relations.iter().position(|r| r == "shop.orders");
+    assert!(at.is_some(), "{context:#?}");
+    assert!(context.relations.contains(&"shop.customers".to_string()));
+    // not for a question that asks for no measure
+    let context = linker.link("the customers' e-mail addresses", &tight());
+    assert!(
+        !context.relations.iter().take(2).any(|r| r == "shop.orders"),
+        "{context:#?}"
+    );
+}

@@ -106,6 +106,23 @@ pub fn stem(word: &str) -> String {
     if !word.bytes().all(|b| b.is_ascii_lowercase()) || word.len() <= 3 {
         return word.to_string();
     }
+    // irregular forms of the verbs of trade
+    match word {
+        "sold" | "sells" | "selling" => return "sell".to_string(),
+        "bought" | "buys" | "buying" => return "buy".to_string(),
+        "spent" | "spends" | "spending" => return "spend".to_string(),
+        _ => {}
+    }
+    let base = strip_ending(word);
+    // a final silent `e` goes, so `invoice` and `invoicing`, `price` and `priced` meet;
+    // kept on short stems (`sale`, `rate`, `date`) and after another e (`employee`)
+    match base.strip_suffix('e') {
+        Some(b) if b.len() >= 4 && !b.ends_with('e') => b.to_string(),
+        _ => base,
+    }
+}
+
+fn strip_ending(word: &str) -> String {
     let w = word;
     let (base, stripped) = if let Some(b) = w.strip_suffix("ies").filter(|b| b.len() >= 2) {
         (format!("{b}y"), false)
@@ -183,6 +200,8 @@ fn expansion(term: &str) -> Option<&'static str> {
         "msg" => "message",
         "uom" => "unit measure",
         "mv" => "materialized view",
+        // selling is sales
+        "sell" => "sale",
         _ => return None,
     })
 }
@@ -206,7 +225,7 @@ mod tests {
         assert_eq!(terms("order_lines"), ["order", "line"]);
         assert_eq!(terms("orderDate"), ["order", "date"]);
         assert_eq!(terms("HTTPStatus"), ["http", "status"]);
-        assert_eq!(terms("\"Unit Price\""), ["unit", "price"]);
+        assert_eq!(terms("\"Unit Price\""), ["unit", "pric"]);
         assert_eq!(terms("fy2024q1"), ["fy", "2024", "q", "1"]);
         assert_eq!(terms("categories"), ["category"]);
         assert_eq!(terms("Orders shipped"), ["order", "ship"]);
@@ -219,8 +238,23 @@ mod tests {
     fn abbreviations_stand_for_their_long_form() {
         assert_eq!(terms("order_qty"), ["order", "qty", "quantity"]);
         assert_eq!(terms("cust_id"), ["cust", "customer", "id"]);
-        assert_eq!(terms("po_lines"), ["po", "purchase", "order", "line"]);
+        assert_eq!(terms("po_lines"), ["po", "purchas", "order", "line"]);
         assert_eq!(terms("emp"), ["emp", "employee"]);
+    }
+
+    #[test]
+    fn word_forms_meet_on_one_stem() {
+        // a final silent e goes on long stems, not on short ones
+        assert_eq!(terms("invoice invoicing invoiced"), ["invoic"; 3]);
+        assert_eq!(terms("price priced pricing"), ["pric"; 3]);
+        assert_eq!(
+            terms("sale sales rate date"),
+            ["sale", "sale", "rate", "date"]
+        );
+        // the verbs of trade, irregular forms included; selling is sales
+        assert_eq!(terms("best-selling"), ["best", "sell", "sale"]);
+        assert_eq!(terms("sold"), ["sell", "sale"]);
+        assert_eq!(terms("bought spent"), ["buy", "spend"]);
     }
 
     #[test]

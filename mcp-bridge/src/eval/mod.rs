@@ -1,0 +1,426 @@
+//! The evaluation harness (`pg-nlq-bridge eval`): cases from a file ([`cases`]), the context
+//! stage measured without a model ([`offline`]), and the comparison rules of execution
+//! accuracy ([`compare`]).
+//!
+//! The offline run, per case and phrasing: the gold relations are what `nlq_validate` reports
+//! for the expected SQL; the context is linked in the case's database under the configured
+//! budget; a case is recalled (strict) when every gold relation is in it. Cases whose gold the
+//! bridge role cannot see (validation refused, or a gold relation missing from the role's
+//! snapshot) are counted apart as `excluded`, not as misses: no context could show them. The
+//! routing is asked with no database named, among every configured database. The report
+//! (`report.json`) is rewritten after each case, and a run over the same `--out` skips the
+//! cases it already holds (resumable); `summary.md` is written at the end.
+
+pub mod cases;
+pub mod compare;
+pub mod offline;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::BridgeError;
+use crate::settings::Settings;
+
+use self::cases::Case;
+use self::offline::Estate;
+
+/// One case in one phrasing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseResult {
+    /// `id:language`, the resume key.
+    pub key: String,
+    pub id: String,
+    pub database: String,
+    pub level: String,
+    pub language: String,
+    pub question: String,
+    /// The relations the expected SQL reads (`nlq_validate`).
+    pub gold: Vec<String>,
+    /// Why the case is not scored for recall (`None`: scored).
+    pub excluded: Option<String>,
+    pub recalled: bool,
+    pub missing: Vec<String>,
+    pub relations: Vec<String>,
+    pub whole: bool,
+    pub prompt_tokens: usize,
+    pub schema_tokens: usize,
+    /// The database routing chose outright with no database named (`None`: not confident).
+    pub routed: Option<String>,
+    /// The best routing candidate.
+    pub routed_top: Option<String>,
+    /// Every database with its routing score, best first.
+    #[serde(default)]
+    pub routing: Vec<crate::linking::route::Candidate>,
+    /// Milliseconds of linking (context stage) for this question.
+    pub link_ms: f64,
+}
+
+/// Figures for one group of results.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Group {
+    pub database: String,
+    /// A level, or `all`.
+    pub level: String,
+    pub language: String,
+    pub cases: usize,
+    /// Cases not scored for recall (gold not visible to the bridge role).
+    pub excluded: usize,
+    pub recalled: usize,
+    /// `recalled / (cases - excluded)`.
+    pub recall: f64,
+    pub median_prompt_tokens: usize,
+    pub mean_prompt_tokens: f64,
+    pub p95_prompt_tokens: usize,
+    pub median_schema_tokens: usize,
+    pub mean_schema_tokens: f64,
+    /// Share of the cases routing chose the right database for outright, no database named.
+    pub routing_accuracy: f64,
+}
+
+/// Routing over all cases of a language.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RoutingFigures {
+    pub language: String,
+    pub cases: usize,
+    /// Chosen outright and right.
+    pub right: usize,
+    /// Chosen outright and wrong.
+    pub wrong: usize,
+    /// Not confident (the pipeline would ask the model).
+    pub undecided: usize,
+    /// The best candidate was right (chosen or not).
+    pub top1_right: usize,
+    pub accuracy: f64,
+}
+
+/// `report.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Report {
+    pub budget: usize,
+    pub encoding: String,
+    pub databases: Vec<String>,
+    pub results: Vec<CaseResult>,
+    pub groups: Vec<Group>,
+    pub routing: Vec<RoutingFigures>,
+    pub mean_link_ms: f64,
+}
+
+fn percentile(sorted: &[usize], p: f64) -> usize {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn group(database: &str, level: &str, language: &str, results: &[&CaseResult]) -> Group {
+    let mut tokens: Vec<usize> = results.iter().map(|r| r.prompt_tokens).collect();
+    tokens.sort_unstable();
+    let n = results.len().max(1) as f64;
+    let excluded = results.iter().filter(|r| r.excluded.is_some()).count();
+    let recalled = results
+        .iter()
+        .filter(|r| r.excluded.is_none() && r.recalled)
+        .count();
+    let scored = results.len() - excluded;
+    Group {
+        database: database.to_string(),
+        level: level.to_string(),
+        language: language.to_string(),
+        cases: results.len(),
+        excluded,
+        recalled,
+        recall: if scored == 0 {
+            0.0
+        } else {
+            recalled as f64 / scored as f64
+        },
+        median_prompt_tokens: percentile(&tokens, 0.5),
+        mean_prompt_tokens: tokens.iter().sum::<usize>() as f64 / n,
+        p95_prompt_tokens: percentile(&tokens, 0.95),
+        median_schema_tokens: {
+            let mut t: Vec<usize> = results.iter().map(|r| r.schema_tokens).collect();
+            t.sort_unstable();
+            percentile(&t, 0.5)
+        },
+        mean_schema_tokens: results.iter().map(|r| r.schema_tokens).sum::<usize>() as f64 / n,
+        routing_accuracy: results
+            .iter()
+            .filter(|r| r.routed.as_deref() == Some(r.database.as_str()))
+            .count() as f64
+            / n,
+    }
+}
+
+impl Report {
+    /// Recomputes the groups and routing figures from the results.
+    pub fn summarise(&mut self) {
+        let mut keys: BTreeMap<(String, String, String), Vec<&CaseResult>> = BTreeMap::new();
+        for r in &self.results {
+            for level in [r.level.as_str(), "all"] {
+                keys.entry((r.database.clone(), level.to_string(), r.language.clone()))
+                    .or_default()
+                    .push(r);
+            }
+        }
+        self.groups = keys
+            .iter()
+            .map(|((d, l, g), rs)| group(d, l, g, rs))
+            .collect();
+        let mut by_language: BTreeMap<&str, Vec<&CaseResult>> = BTreeMap::new();
+        for r in &self.results {
+            by_language.entry(r.language.as_str()).or_default().push(r);
+        }
+        self.routing = by_language
+            .iter()
+            .map(|(language, rs)| {
+                let right = rs
+                    .iter()
+                    .filter(|r| r.routed.as_deref() == Some(r.database.as_str()))
+                    .count();
+                let undecided = rs.iter().filter(|r| r.routed.is_none()).count();
+                RoutingFigures {
+                    language: language.to_string(),
+                    cases: rs.len(),
+                    right,
+                    wrong: rs.len() - right - undecided,
+                    undecided,
+                    top1_right: rs
+                        .iter()
+                        .filter(|r| r.routed_top.as_deref() == Some(r.database.as_str()))
+                        .count(),
+                    accuracy: right as f64 / rs.len().max(1) as f64,
+                }
+            })
+            .collect();
+        self.mean_link_ms =
+            self.results.iter().map(|r| r.link_ms).sum::<f64>() / self.results.len().max(1) as f64;
+    }
+
+    /// The markdown summary.
+    pub fn markdown(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "# Evaluation, offline part (no model)\n\nBudget {} schema tokens ({}); {} results; \
+             linking {:.3} ms per question on average. Recall is strict: a case counts only when \
+             every relation its expected SQL reads (as `nlq_validate` reports) is in the context; \
+             cases whose gold the bridge role cannot see are excluded from it and counted apart.\n",
+            self.budget,
+            self.encoding,
+            self.results.len(),
+            self.mean_link_ms
+        );
+        let _ = writeln!(
+            s,
+            "| database | level | lang | cases | excluded | strict recall | median schema | median prompt | mean prompt | p95 prompt | routing |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for g in &self.groups {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {:.3} | {} | {} | {:.0} | {} | {:.3} |",
+                g.database,
+                g.level,
+                g.language,
+                g.cases,
+                g.excluded,
+                g.recall,
+                g.median_schema_tokens,
+                g.median_prompt_tokens,
+                g.mean_prompt_tokens,
+                g.p95_prompt_tokens,
+                g.routing_accuracy
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\n## Routing, no database named\n\n| lang | cases | right | wrong | undecided | top-1 right | accuracy |\n|---|---:|---:|---:|---:|---:|---:|"
+        );
+        for r in &self.routing {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {:.3} |",
+                r.language, r.cases, r.right, r.wrong, r.undecided, r.top1_right, r.accuracy
+            );
+        }
+        let excluded: Vec<&CaseResult> = self
+            .results
+            .iter()
+            .filter(|r| r.excluded.is_some())
+            .collect();
+        if !excluded.is_empty() {
+            let _ = writeln!(s, "\n## Excluded from recall\n");
+            for r in excluded {
+                let _ = writeln!(
+                    s,
+                    "- {} ({}): {}",
+                    r.id,
+                    r.language,
+                    r.excluded.as_deref().unwrap_or("")
+                );
+            }
+        }
+        let misses: Vec<&CaseResult> = self
+            .results
+            .iter()
+            .filter(|r| r.excluded.is_none() && !r.recalled)
+            .collect();
+        if !misses.is_empty() {
+            let _ = writeln!(s, "\n## Recall misses\n");
+            for r in misses {
+                let _ = writeln!(
+                    s,
+                    "- {} ({}): missing {}",
+                    r.id,
+                    r.language,
+                    r.missing.join(", ")
+                );
+            }
+        }
+        s
+    }
+}
+
+/// Reads a report to resume from; none (or an unreadable one) starts afresh.
+pub fn read_report(path: &Path) -> Option<Report> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<(), BridgeError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| BridgeError::Internal(format!("cannot write {}: {e}", path.display())))
+}
+
+fn write_report(path: &Path, report: &Report) -> Result<(), BridgeError> {
+    let text = serde_json::to_string_pretty(report)
+        .map_err(|e| BridgeError::Internal(format!("cannot encode the report: {e}")))?;
+    write_atomically(path, &(text + "\n"))
+}
+
+/// Runs the offline part over `cases` (those of `only` when given) and writes
+/// `out/report.json` and `out/summary.md`. Returns the report.
+pub async fn run_offline(
+    cases: &[Case],
+    estate: &Estate<'_>,
+    settings: &Settings,
+    only: Option<&str>,
+    out: &Path,
+) -> Result<Report, BridgeError> {
+    std::fs::create_dir_all(out)
+        .map_err(|e| BridgeError::Internal(format!("cannot create {}: {e}", out.display())))?;
+    let report_path = out.join("report.json");
+    let mut report = read_report(&report_path).unwrap_or_default();
+    report.budget = settings.context.max_tokens;
+    report.encoding = estate.counter.encoding.to_string();
+    report.databases = estate.loaded.iter().map(|l| l.name.clone()).collect();
+    let done: HashSet<String> = report.results.iter().map(|r| r.key.clone()).collect();
+
+    let selected: Vec<&Case> = cases
+        .iter()
+        .filter(|c| only.is_none_or(|o| c.database == o))
+        .collect();
+    let todo: Vec<(&Case, &str, &str)> = selected
+        .iter()
+        .flat_map(|c| c.phrasings().into_iter().map(move |(l, q)| (*c, l, q)))
+        .filter(|(c, l, _)| !done.contains(&format!("{}:{l}", c.id)))
+        .collect();
+    let bar = indicatif::ProgressBar::new(todo.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} eval {bar:40} {pos}/{len} {msg} [{elapsed_precise}, eta {eta}]",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut gold_cache: BTreeMap<String, Result<Vec<String>, String>> = BTreeMap::new();
+    for (case, language, question) in todo {
+        bar.set_message(format!("{} {language}", case.id));
+        let Some(index) = estate.loaded.iter().position(|l| l.name == case.database) else {
+            bar.inc(1);
+            bar.println(format!(
+                "case {}: database {} is not configured; skipped",
+                case.id, case.database
+            ));
+            continue;
+        };
+        let loaded = &estate.loaded[index];
+        let gold = match gold_cache.get(&case.id) {
+            Some(g) => g.clone(),
+            None => {
+                let g = match offline::gold_relations(&loaded.database, &case.sql).await {
+                    Ok(v) if v.ok => Ok(v.relations),
+                    Ok(v) => Err(format!(
+                        "the bridge role cannot validate the expected SQL ({}: {})",
+                        v.code,
+                        v.message.split_whitespace().collect::<Vec<_>>().join(" ")
+                    )),
+                    Err(e) => Err(format!("validation failed: {e}")),
+                };
+                gold_cache.insert(case.id.clone(), g.clone());
+                g
+            }
+        };
+        let started = Instant::now();
+        let context = estate.context(question, Some(&case.database), settings)?;
+        let link_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let routing = estate.route(question);
+        let (gold, excluded) = match gold {
+            Ok(g) => {
+                let unseen: Vec<&String> = g
+                    .iter()
+                    .filter(|r| !estate.linkers[index].knows(r))
+                    .collect();
+                let excluded = (!unseen.is_empty()).then(|| {
+                    format!(
+                        "gold relations not in the bridge role's snapshot: {}",
+                        unseen
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                });
+                (g, excluded)
+            }
+            Err(reason) => (Vec::new(), Some(reason)),
+        };
+        let missing: Vec<String> = gold
+            .iter()
+            .filter(|g| !context.relations.contains(g))
+            .cloned()
+            .collect();
+        report.results.push(CaseResult {
+            key: format!("{}:{language}", case.id),
+            id: case.id.clone(),
+            database: case.database.clone(),
+            level: case.level.clone(),
+            language: language.to_string(),
+            question: question.to_string(),
+            recalled: excluded.is_none() && missing.is_empty(),
+            gold,
+            excluded,
+            missing,
+            relations: context.relations,
+            whole: context.whole,
+            prompt_tokens: context.prompt_tokens,
+            schema_tokens: context.schema_tokens,
+            routed: routing.chosen,
+            routed_top: routing.candidates.first().map(|c| c.database.clone()),
+            routing: routing.candidates,
+            link_ms,
+        });
+        write_report(&report_path, &report)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    report.summarise();
+    write_report(&report_path, &report)?;
+    write_atomically(&out.join("summary.md"), &report.markdown())?;
+    Ok(report)
+}

@@ -1,0 +1,321 @@
+//! The context stage without a model: the databases of a configuration loaded once, each
+//! with its [`Linker`], then for a question the routing, the linked schema context and the
+//! size of the generation prompt the pipeline would send (`pg-nlq-bridge context`, and the
+//! offline part of `pg-nlq-bridge eval`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::answer::Validation;
+use crate::catalog::Snapshot;
+use crate::db::{self, Cached, Database};
+use crate::error::BridgeError;
+use crate::linking::route::{route, Candidate, Target};
+use crate::linking::{LinkedContext, Linker, Reason, TokenCounter};
+use crate::prompts::{self, GenerateInput};
+use crate::settings::Settings;
+
+/// One loaded database.
+pub struct Loaded {
+    pub name: String,
+    pub description: Option<String>,
+    pub database: Arc<Database>,
+    pub cached: Arc<Cached>,
+}
+
+/// Discovers and loads the configured databases (all of them, or only `only`), failing on
+/// the first one that cannot be loaded.
+pub async fn load(settings: &Settings, only: Option<&str>) -> Result<Vec<Loaded>, BridgeError> {
+    let mut found: Vec<(String, String, usize)> = Vec::new(); // dbname, server, server index
+    for (k, server) in settings.servers.iter().enumerate() {
+        for dbname in db::discover(server, &settings.database).await? {
+            found.push((dbname, server.name.clone(), k));
+        }
+    }
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for (dbname, _, _) in &found {
+        *counts.entry(dbname.clone()).or_default() += 1;
+    }
+    let mut out = Vec::new();
+    for (dbname, server_name, k) in found {
+        let name = if counts.get(&dbname).copied().unwrap_or(0) > 1 {
+            format!("{server_name}/{dbname}")
+        } else {
+            dbname.clone()
+        };
+        if only.is_some_and(|o| o != name && o != dbname) {
+            continue;
+        }
+        let server = &settings.servers[k];
+        let database = Arc::new(Database::new(
+            name.clone(),
+            &dbname,
+            server,
+            &settings.database,
+        )?);
+        let cached = database
+            .load()
+            .await
+            .map_err(|e| BridgeError::Database(format!("database {name}: {}", e.message)))?;
+        out.push(Loaded {
+            name,
+            description: database.description.clone(),
+            database,
+            cached,
+        });
+    }
+    if out.is_empty() {
+        return Err(BridgeError::Config(match only {
+            Some(o) => format!("no configured database is named {o}"),
+            None => "the configuration has no database".to_string(),
+        }));
+    }
+    Ok(out)
+}
+
+/// How the database was chosen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoutingReport {
+    /// `given` (--db), `only` (one database), `lexical` (routing was confident), or
+    /// `ambiguous` (not confident: the pipeline would ask the model or answer
+    /// `AMBIGUOUS_QUERY`; the context shown is the best candidate's).
+    pub method: &'static str,
+    /// Every database, best first, with its routing score (log-likelihood; higher is better).
+    pub candidates: Vec<Candidate>,
+}
+
+/// What `pg-nlq-bridge context --json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContextReport {
+    pub question: String,
+    pub database: String,
+    pub routing: RoutingReport,
+    /// The relations shown, as `schema.name`, in priority order.
+    pub relations: Vec<String>,
+    /// Why each is there (same order).
+    pub reasons: Vec<Reason>,
+    /// Relations chosen but cut to fit the budget.
+    pub cut: Vec<String>,
+    /// Whether the whole schema was sent.
+    pub whole: bool,
+    /// Tokens of the whole generation prompt (system and user messages and the reply schema).
+    pub prompt_tokens: usize,
+    /// Tokens of the schema context.
+    pub schema_tokens: usize,
+    /// Tokens of the whole schema rendered the same way.
+    pub whole_schema_tokens: usize,
+    pub budget: usize,
+    pub encoding: &'static str,
+    /// The schema context itself.
+    pub context: String,
+}
+
+impl ContextReport {
+    /// A few lines on how the context was chosen (`context --explain`, `make demo`).
+    pub fn explanation(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let scores = self
+            .routing
+            .candidates
+            .iter()
+            .map(|c| format!("{} {:.3}", c.database, c.score))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let why = match self.routing.method {
+            "given" => "named with --db".to_string(),
+            "only" => "the only database configured".to_string(),
+            "lexical" => format!(
+                "its schema and description match the question's words best (scores: {scores}; \
+                 chosen when the best leads by {})",
+                crate::linking::route::MARGIN
+            ),
+            _ => format!(
+                "best guess only: no database leads clearly (scores: {scores}); the pipeline \
+                 would ask the model to choose, or answer AMBIGUOUS_QUERY"
+            ),
+        };
+        let _ = writeln!(s, "database: {} ({why})", self.database);
+        if self.whole {
+            let _ = writeln!(
+                s,
+                "relations: the whole schema fits the budget ({} of {} tokens): all {} relations",
+                self.schema_tokens,
+                self.budget,
+                self.relations.len()
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "relations ({}): {}",
+                self.relations.len(),
+                self.relations.join(", ")
+            );
+            if !self.cut.is_empty() {
+                let _ = writeln!(s, "cut to fit the budget: {}", self.cut.join(", "));
+            }
+        }
+        let share = if self.whole_schema_tokens == 0 {
+            100.0
+        } else {
+            100.0 * self.schema_tokens as f64 / self.whole_schema_tokens as f64
+        };
+        let _ = writeln!(
+            s,
+            "tokens ({}): schema context {} of the whole schema's {} ({share:.0}%), budget {}; \
+             whole generation prompt {}",
+            self.encoding,
+            self.schema_tokens,
+            self.whole_schema_tokens,
+            self.budget,
+            self.prompt_tokens
+        );
+        s.push_str("---- schema context ----\n");
+        s
+    }
+}
+
+/// The loaded databases with their linkers, ready for many questions.
+pub struct Estate<'a> {
+    pub loaded: &'a [Loaded],
+    pub linkers: Vec<Linker<'a>>,
+    pub counter: TokenCounter,
+}
+
+impl<'a> Estate<'a> {
+    pub fn new(loaded: &'a [Loaded], settings: &Settings) -> Estate<'a> {
+        let counter = TokenCounter::for_model(&settings.model.model);
+        let linkers = loaded
+            .iter()
+            .map(|l| Linker::new(&l.cached.snapshot, counter))
+            .collect();
+        Estate {
+            loaded,
+            linkers,
+            counter,
+        }
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.loaded
+            .iter()
+            .position(|l| l.name == name)
+            .or_else(|| self.loaded.iter().position(|l| l.database.dbname == name))
+    }
+
+    pub fn snapshot(&self, name: &str) -> Option<&Snapshot> {
+        self.position(name).map(|i| &self.loaded[i].cached.snapshot)
+    }
+
+    /// Routes a question among all the databases (no database named).
+    pub fn route(&self, question: &str) -> crate::linking::route::Routing {
+        let targets: Vec<Target<'_, '_>> = self
+            .loaded
+            .iter()
+            .zip(&self.linkers)
+            .map(|(l, linker)| Target {
+                name: &l.name,
+                description: l.description.as_deref(),
+                linker,
+            })
+            .collect();
+        route(question, &targets)
+    }
+
+    /// The routing, context and prompt size for `question`, in `database` when given.
+    pub fn context(
+        &self,
+        question: &str,
+        database: Option<&str>,
+        settings: &Settings,
+    ) -> Result<ContextReport, BridgeError> {
+        let (index, routing) = match database {
+            Some(name) => {
+                let i = self.position(name).ok_or_else(|| {
+                    BridgeError::Config(format!("no loaded database is named {name}"))
+                })?;
+                (
+                    i,
+                    RoutingReport {
+                        method: "given",
+                        candidates: Vec::new(),
+                    },
+                )
+            }
+            None => {
+                let routed = self.route(question);
+                let method = if self.loaded.len() == 1 {
+                    "only"
+                } else if routed.chosen.is_some() {
+                    "lexical"
+                } else {
+                    "ambiguous"
+                };
+                let best = routed
+                    .chosen
+                    .clone()
+                    .or_else(|| routed.candidates.first().map(|c| c.database.clone()))
+                    .unwrap_or_default();
+                let i = self.position(&best).unwrap_or(0);
+                (
+                    i,
+                    RoutingReport {
+                        method,
+                        candidates: routed.candidates,
+                    },
+                )
+            }
+        };
+        let loaded = &self.loaded[index];
+        let linked = self.linkers[index].link(question, &settings.context);
+        let prompt_tokens = self.prompt_tokens(question, loaded, &linked, settings);
+        Ok(ContextReport {
+            question: question.to_string(),
+            database: loaded.name.clone(),
+            routing,
+            relations: linked.relations,
+            reasons: linked.reasons,
+            cut: linked.cut,
+            whole: linked.whole,
+            prompt_tokens,
+            schema_tokens: linked.tokens,
+            whole_schema_tokens: linked.whole_schema_tokens,
+            budget: linked.budget,
+            encoding: linked.encoding,
+            context: linked.text,
+        })
+    }
+
+    /// Tokens of the generation request the pipeline builds ([`prompts::generate_request`])
+    /// for this context: each message's content plus OpenAI's 3 tokens of framing per message
+    /// and 3 for the reply, and the reply's JSON schema.
+    pub fn prompt_tokens(
+        &self,
+        question: &str,
+        loaded: &Loaded,
+        linked: &LinkedContext,
+        settings: &Settings,
+    ) -> usize {
+        let request = prompts::generate_request(&GenerateInput {
+            question,
+            database: &loaded.name,
+            description: loaded.description.as_deref(),
+            schema_context: &linked.text,
+            row_limit: settings.pipeline.default_row_limit,
+            feedback: &[],
+        });
+        let messages: usize = request
+            .messages
+            .iter()
+            .map(|m| 3 + self.counter.count(&m.content))
+            .sum();
+        messages + 3 + self.counter.count(&request.schema.to_string())
+    }
+}
+
+/// The relations the expected SQL reads, as `nlq_validate` reports them.
+pub async fn gold_relations(database: &Database, sql: &str) -> Result<Validation, String> {
+    database.validate(sql).await.map_err(|e| e.message)
+}
