@@ -153,7 +153,7 @@ demo: db-start fixtures bridge-role build
 	  echo; echo "demo: and a write is refused before it runs:"; \
 	  ! $(BRIDGE) run --config $(BRIDGE_CONFIG) --db nlq_small "DELETE FROM public.orders"; \
 	  echo; echo "demo: what the model would be sent for the question (schema linking, no model call):"; echo; \
-	  $(BRIDGE) context --config $(BRIDGE_CONFIG) --explain "$(DEMO_QUESTION)" | head -n 40; \
+	  $(BRIDGE) context --config $(BRIDGE_CONFIG) --explain "$(DEMO_QUESTION)" | sed -n '1,40p'; \
 	  echo "demo: ... (the whole context: $(BRIDGE) context --config $(BRIDGE_CONFIG) \"<question>\")"; \
 	  echo; echo "demo: on the 179 relations of nlq_large, only the part a question needs is sent:"; echo; \
 	  $(BRIDGE) context --config $(BRIDGE_CONFIG) --explain "$(DEMO_LARGE_QUESTION)" | sed -n '1,/^---- schema context/p'; \
