@@ -164,6 +164,7 @@ struct RawConfig {
     database: RawDatabase,
     #[serde(default)]
     context: RawContext,
+    #[serde(default)]
     http: RawHttp,
     #[serde(default)]
     servers: Vec<RawServer>,
