@@ -427,9 +427,24 @@ impl Bridge {
         sql: &str,
         row_limit: Option<u32>,
     ) -> Result<RunResult, ToolError> {
+        self.run_sql_cancellable(database, sql, row_limit, &CancellationToken::new())
+            .await
+    }
+
+    /// [`Self::run_sql`] until `cancel` is cancelled; the statement is then cancelled in the
+    /// server too (an MCP client's `notifications/cancelled`).
+    pub async fn run_sql_cancellable(
+        &self,
+        database: Option<&str>,
+        sql: &str,
+        row_limit: Option<u32>,
+        cancel: &CancellationToken,
+    ) -> Result<RunResult, ToolError> {
         Self::check_sql(sql)?;
         let limit = self.row_limit(row_limit)?;
-        self.database(database)?.run(sql, limit).await
+        self.database(database)?
+            .run_cancellable(sql, limit, cancel)
+            .await
     }
 
     /// Reloads the snapshot of one database, or of all when `None`.

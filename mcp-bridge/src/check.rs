@@ -19,14 +19,19 @@ struct Lines {
 }
 
 impl Lines {
+    // a line names databases, servers and what they said: on one line, tags neutralised and
+    // deceptive characters escaped, so no name can forge a line or reorder the report
     fn good(&mut self, line: String) {
+        let line = crate::untrusted::one_line(&line);
         self.text.push_str(&format!("  ok    {line}\n"));
     }
     fn warn(&mut self, line: String) {
+        let line = crate::untrusted::one_line(&line);
         self.text.push_str(&format!("  warn  {line}\n"));
     }
     fn bad(&mut self, line: String) {
         self.errors += 1;
+        let line = crate::untrusted::one_line(&line);
         self.text.push_str(&format!("  ERROR {line}\n"));
     }
 }
@@ -219,6 +224,8 @@ async fn check_model(settings: &Settings, out: &mut Lines) {
     let client = match reqwest::Client::builder()
         // never carry the key to where a redirect points (see `llm::openai`)
         .redirect(reqwest::redirect::Policy::none())
+        // the key goes to base_url's origin only: never through an HTTP(S)_PROXY
+        .no_proxy()
         .timeout(Duration::from_secs(15))
         .build()
     {

@@ -87,11 +87,13 @@ fn pool_error(what: &str, err: deadpool_postgres::PoolError) -> ToolError {
         PoolError::Timeout(_) => "timed out waiting for a connection".to_string(),
         other => other.to_string(),
     };
+    // what the server said (a FATAL that quotes the database's name, say) is its text
     ToolError::new(
         ErrorCode::ConnectionError,
-        format!("could not connect to {what}: {message}"),
+        format!("could not connect to {what}"),
         true,
     )
+    .with_detail(message)
 }
 
 impl Database {
@@ -138,7 +140,11 @@ impl Database {
     }
 
     fn what(&self) -> String {
-        format!("database {} on {}", self.dbname, self.server)
+        format!(
+            "database {} on {}",
+            crate::untrusted::shown_name(&self.dbname),
+            crate::untrusted::shown_name(&self.server)
+        )
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, ToolError> {
@@ -261,7 +267,7 @@ impl Database {
                 tracing::warn!(database = %self.name, "{}", err.message);
                 // A database that was ready stays ready on its old snapshot.
                 if self.ready().is_none() {
-                    self.set_state(State::Unavailable(err.message.clone()));
+                    self.set_state(State::Unavailable(err.full_message()));
                 }
             }
         }
@@ -450,9 +456,10 @@ impl Database {
         let Some(db) = err.as_db_error() else {
             return ToolError::new(
                 ErrorCode::ConnectionError,
-                format!("{}: {}", self.what(), describe_pg_error(err)),
+                format!("{}: the connection failed", self.what()),
                 true,
-            );
+            )
+            .with_detail(describe_pg_error(err));
         };
         // What the server said is its text, and quotes data (`invalid input syntax for type
         // integer: "<a value>"`): it goes in the error's untrusted detail.

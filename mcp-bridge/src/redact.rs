@@ -8,7 +8,11 @@
 //! - the `password` of a libpq key/value connection string;
 //! - every secret the bridge was configured with ([`register`]: the API key, the servers'
 //!   passwords), found however it is written: plain, JSON-escaped (`\u0073k-...`, `\/`) or
-//!   URL-encoded (`%73k-...`), in any mix.
+//!   URL-encoded (`%73k-...`), in any mix, in any letter case, base64-encoded, and every piece of
+//!   eight characters or more of a secret of twelve or more (an endpoint that echoes
+//!   `sk-abc...1234` or a prefix of the key gives away no eight characters of it);
+//! - user information before an `@` with no scheme at all (`postgres:/user:pw@host`,
+//!   `user:pw@host`), and `pass`, `passwd`, `pwd` or a quoted `'password'` given with `=` or `:`.
 
 use std::sync::RwLock;
 
@@ -30,19 +34,96 @@ pub fn register(secret: &str) {
         return;
     }
     let chars: Vec<char> = secret.chars().collect();
-    if let Ok(mut secrets) = SECRETS.write() {
-        if !secrets.contains(&chars) {
-            secrets.push(chars);
-            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut forms = vec![chars.clone()];
+    for encoded in [
+        base64(secret.as_bytes(), false),
+        base64(secret.as_bytes(), true),
+    ] {
+        forms.push(encoded.trim_end_matches('=').chars().collect());
+    }
+    if chars.len() >= FRAGMENT_FROM {
+        for window in chars.windows(FRAGMENT) {
+            forms.push(window.to_vec());
         }
     }
+    if let Ok(mut secrets) = SECRETS.write() {
+        for form in forms {
+            if !secrets.contains(&form) {
+                secrets.push(form);
+            }
+        }
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+}
+
+/// Secrets at least this long are also removed piece by piece, [`FRAGMENT`] characters at a
+/// time.
+const FRAGMENT_FROM: usize = 12;
+const FRAGMENT: usize = 8;
+
+/// Standard (or URL-safe) base64 with padding.
+fn base64(bytes: &[u8], url_safe: bool) -> String {
+    let alphabet: &[u8; 64] = if url_safe {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(char::from(alphabet[((n >> (18 - 6 * k)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// `text` with every secret removed (see the module's documentation).
 pub fn redact(text: &str) -> String {
     let text = redact_registered(text);
     let text = redact_url_userinfo(&text);
+    let text = redact_bare_userinfo(&text);
     redact_password_words(&text)
+}
+
+/// `user:password@` in a token with no `://` (a mistyped `postgres:/user:pw@host`, a bare
+/// `user:pw@host`): what is between the token's last `:` before its first `@` and that `@`
+/// becomes `***`.
+fn redact_bare_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'@' {
+            // the token around the @
+            let start = text[..i]
+                .rfind(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '(' | '<' | '`'))
+                .map_or(0, |p| p + 1)
+                .max(last);
+            if let Some(colon) = text[start..i].rfind(':') {
+                let from = start + colon + 1;
+                let secret = &text[from..i];
+                if !secret.is_empty() && secret != REDACTED && !secret.starts_with("//") {
+                    out.push_str(&text[last..from]);
+                    out.push_str(REDACTED);
+                    last = i;
+                }
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// [`redact`] of a connection string (a libpq key/value string or a URL of any scheme), for
@@ -116,12 +197,14 @@ fn match_at(text: &str, at: usize, secret: &[char]) -> Option<usize> {
     for &want in secret {
         let rest = text.get(pos..)?;
         let plain = rest.chars().next()?;
-        if plain == want {
+        if plain == want || (plain.is_ascii() && plain.eq_ignore_ascii_case(&want)) {
             pos += plain.len_utf8();
             continue;
         }
         match decode_at(text, pos) {
-            Some((c, len)) if c == want => pos += len,
+            Some((c, len)) if c == want || (c.is_ascii() && c.eq_ignore_ascii_case(&want)) => {
+                pos += len
+            }
             _ => {
                 // `+` is a space in a URL-encoded form
                 if want == ' ' && plain == '+' {
@@ -219,28 +302,51 @@ fn redact_url_query(url: &str) -> String {
 /// `password=value` / `password = 'quoted value'` (a connection string inside a message, or a
 /// URL parameter) as `password=***`.
 fn redact_password_words(text: &str) -> String {
-    const KEY: &str = "password";
+    let mut text = text.to_string();
+    for key in ["password", "passwd", "pass", "pwd"] {
+        text = redact_key_values(&text, key);
+    }
+    text
+}
+
+/// The values of `key = value` / `key: value` (the key optionally quoted) with the value
+/// replaced.
+fn redact_key_values(text: &str, key: &str) -> String {
+    let key_len = key.len();
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     let mut search = 0;
-    while let Some(found) = lower[search..].find(KEY) {
+    while let Some(found) = lower[search..].find(key) {
         let start = search + found;
-        let mut i = start + KEY.len();
         let bytes = text.as_bytes();
+        // a whole word: not the end of a longer one (`pass` inside `bypass`, `password`)
+        let before_ok = start == 0 || !bytes[start - 1].is_ascii_alphanumeric();
+        let mut i = start + key_len;
+        let after_ok = i >= bytes.len() || !bytes[i].is_ascii_alphanumeric();
+        if !before_ok || !after_ok {
+            search = start + key_len;
+            continue;
+        }
+        if i < bytes.len() && matches!(bytes[i], b'\'' | b'"') {
+            i += 1;
+        }
         while i < bytes.len() && bytes[i] == b' ' {
             i += 1;
         }
-        if i >= bytes.len() || bytes[i] != b'=' {
-            search = start + KEY.len();
+        if i >= bytes.len() || !matches!(bytes[i], b'=' | b':') {
+            search = start + key_len;
             continue;
         }
         i += 1;
         while i < bytes.len() && bytes[i] == b' ' {
             i += 1;
         }
+        if text[i..].starts_with(REDACTED) {
+            search = i + REDACTED.len();
+            continue;
+        }
         let value_len = crate::config::conninfo_value_len(&text[i..]).unwrap_or(text.len() - i);
-        // a URL parameter ends at `&` or `#`
         let value_len = text[i..i + value_len]
             .find(['&', '#'])
             .filter(|_| !text[i..].starts_with('\''))
@@ -248,7 +354,7 @@ fn redact_password_words(text: &str) -> String {
         out.push_str(&text[last..i]);
         out.push_str(REDACTED);
         last = i + value_len;
-        search = last.max(start + KEY.len());
+        search = last.max(start + key_len);
     }
     out.push_str(&text[last..]);
     out
@@ -282,6 +388,48 @@ pub struct RedactingStderrMaker;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pieces_case_and_base64_of_a_key_are_removed() {
+        let key = "sk-frag-PLANTED-0123456789abcdef";
+        register(key);
+        for shown in [
+            "prefix=sk-frag-PLANTED-0123456",
+            "suffix=...0123456789abcdef",
+            "SK-FRAG-PLANTED-0123456789ABCDEF",
+            "b64=c2stZnJhZy1QTEFOVEVELTAxMjM0NTY3ODlhYmNkZWY=",
+        ] {
+            let out = redact(shown);
+            for window in key.as_bytes().windows(8) {
+                let w = std::str::from_utf8(window).unwrap().to_ascii_lowercase();
+                assert!(!out.to_ascii_lowercase().contains(&w), "{shown} -> {out}");
+            }
+            assert!(
+                !out.contains("c2stZnJhZy1QTEFOVEVELTAxMjM0NTY3ODlhYmNkZWY"),
+                "{out}"
+            );
+        }
+    }
+
+    #[test]
+    fn mistyped_connection_strings_keep_their_password() {
+        for dsn in [
+            "postgres:/nlq_bridge:PwMistype9@127.0.0.1:54315/postgres",
+            "postgres:nlq_bridge:PwMistype9@127.0.0.1/postgres",
+            "postgres//nlq_bridge:PwMistype9@127.0.0.1/postgres",
+            "nlq_bridge:PwMistype9@127.0.0.1:54315/postgres",
+            "host=127.0.0.1 password:PwMistype9",
+            "host=127.0.0.1 pass=PwMistype9",
+            "host=127.0.0.1 passwd=PwMistype9 port=1",
+            "host=127.0.0.1 'password'=PwMistype9",
+            "postgres://h/db?passwd=PwMistype9",
+        ] {
+            let out = redact(dsn);
+            assert!(!out.contains("PwMistype9"), "{dsn} -> {out}");
+        }
+        // words that merely contain a key are left alone
+        assert_eq!(redact("bypass=1 compass: north"), "bypass=1 compass: north");
+    }
+
     use super::*;
 
     #[test]

@@ -92,6 +92,8 @@ impl OpenAiModel {
             // A redirect would carry the key (and the prompt) to wherever it points: never
             // followed; a 3xx is an error naming where it pointed.
             .redirect(reqwest::redirect::Policy::none())
+            // the key goes to base_url's origin only: never through an HTTP(S)_PROXY
+            .no_proxy()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("pg-nlq-bridge/", env!("CARGO_PKG_VERSION")))

@@ -326,10 +326,21 @@ impl NlqServer {
         idempotent_hint = true,
         open_world_hint = false
     ))]
-    async fn run_sql(&self, Parameters(args): Parameters<RunArgs>) -> CallToolResult {
+    async fn run_sql(
+        &self,
+        Parameters(args): Parameters<RunArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        // `notifications/cancelled` for this request cancels `context.ct`, and with it the
+        // statement in PostgreSQL
         match self
             .bridge
-            .run_sql(args.database.as_deref(), &args.sql, args.row_limit)
+            .run_sql_cancellable(
+                args.database.as_deref(),
+                &args.sql,
+                args.row_limit,
+                &context.ct,
+            )
             .await
         {
             Ok(result) => {
@@ -694,7 +705,31 @@ async fn guard(
             .get(name)
             .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string())
     };
-    let host = text(header::HOST).or_else(|| request.uri().authority().map(|a| a.to_string()));
+    // one Host, one Origin, and a request target that names no other authority (RFC 9112
+    // §3.2: several Host headers are an error; an absolute-form target names the host too)
+    let duplicated = [header::HOST, header::ORIGIN]
+        .into_iter()
+        .find(|h| headers.get_all(h).iter().count() > 1);
+    if let Some(name) = duplicated {
+        tracing::warn!("refused an HTTP request with several {name} headers");
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("Bad Request: several {name} headers\n"),
+        )
+            .into_response();
+    }
+    let target = request.uri().authority().map(|a| a.to_string());
+    let host = text(header::HOST).or_else(|| target.clone());
+    if let (Some(target), Some(host)) = (&target, &host) {
+        if !target.eq_ignore_ascii_case(host) {
+            tracing::warn!("refused an HTTP request whose target names another host than Host");
+            return (
+                StatusCode::BAD_REQUEST,
+                "Bad Request: the request target names another host than the Host header\n",
+            )
+                .into_response();
+        }
+    }
     if let Some(why) = origin::refusal(
         host.as_deref(),
         text(header::ORIGIN).as_deref(),

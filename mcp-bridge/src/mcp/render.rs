@@ -14,7 +14,7 @@ use crate::answer::{Answer, ResultColumn, ReturnMode, RunResult};
 
 pub use crate::untrusted::{
     fence, neutralise as neutralise_fence, ERROR_NOTICE, MODEL_NOTICE, NAMES_NOTICE,
-    ROWS_NOTICE as UNTRUSTED_NOTICE, SCHEMA_NOTICE, UNTRUSTED_CLOSE, UNTRUSTED_OPEN,
+    ROWS_NOTICE as UNTRUSTED_NOTICE, SCHEMA_NOTICE, SQL_NOTICE, UNTRUSTED_CLOSE, UNTRUSTED_OPEN,
 };
 
 /// Widest a cell is shown, in characters; longer values end with `…`.
@@ -26,9 +26,14 @@ const MAX_TEXT_ROWS: usize = 500;
 /// data), then confidence, attempts, tokens and per-stage timings.
 pub fn answer_text(answer: &Answer) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Database: {}", answer.database);
+    let _ = writeln!(
+        out,
+        "Database: {}",
+        crate::untrusted::shown_name(&answer.database)
+    );
     out.push_str("SQL:\n");
-    out.push_str(&sql_block(&answer.sql));
+    // the model wrote it: its comments and literals can carry anything
+    out.push_str(&fence(&sql_block(&answer.sql), SQL_NOTICE));
     match (&answer.columns, &answer.rows) {
         (Some(columns), Some(rows)) => {
             out.push('\n');

@@ -251,16 +251,21 @@ pub fn err_structured(result: &CallToolResult) -> Value {
         .unwrap_or_else(|| panic!("no structured content in: {}", text_of(result)))
 }
 
-/// The part of a text between the untrusted-data fence lines; panics when there is none.
-pub fn fenced(text: &str) -> &str {
-    let open = text
-        .find(mcp_bridge::mcp::UNTRUSTED_OPEN)
-        .unwrap_or_else(|| panic!("no <untrusted-data> fence in:\n{text}"));
-    let close = text
-        .find(mcp_bridge::mcp::UNTRUSTED_CLOSE)
-        .unwrap_or_else(|| panic!("no </untrusted-data> line in:\n{text}"));
-    assert!(open < close, "fence closes before it opens:\n{text}");
-    &text[open..close]
+/// Every part of a text between untrusted-data fence lines, joined; panics when there is none.
+pub fn fenced(text: &str) -> String {
+    // every fenced block, in order (an answer fences the model's SQL, then the rows)
+    let mut blocks = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find(mcp_bridge::mcp::UNTRUSTED_OPEN) {
+        let close = rest[open..]
+            .find(mcp_bridge::mcp::UNTRUSTED_CLOSE)
+            .map(|c| open + c)
+            .unwrap_or_else(|| panic!("a fence that never closes in:\n{text}"));
+        blocks.push_str(&rest[open..close]);
+        rest = &rest[close + mcp_bridge::mcp::UNTRUSTED_CLOSE.len()..];
+    }
+    assert!(!blocks.is_empty(), "no <untrusted-data> fence in:\n{text}");
+    blocks
 }
 
 /// The SQL [`SamplingClient`]'s "model" writes (the fixture nlq_small has 2500 customers).
