@@ -499,6 +499,58 @@ async fn cancelling_a_question_cancels_its_statement_and_sends_no_more_requests(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_run_sql_cancels_its_statement() {
+    let db = "nlq_sec_cancel_run";
+    scratch_db(db, "").await;
+    pg("postgres")
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} SET pg_nlq.statement_timeout = '120s'"
+        ))
+        .await
+        .unwrap();
+    let client = connect(bridge(None, &[db]).await).await;
+    let handle = client
+        .peer()
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(
+                CallToolRequestParams::new("run_sql")
+                    .with_arguments(common::args(json!({"sql": SLOW_SQL, "database": db}))),
+            )),
+            rmcp::service::PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let mut pids = Vec::new();
+    for _ in 0..300 {
+        pids = running_in(db).await;
+        if !pids.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!pids.is_empty(), "the statement never ran");
+    handle
+        .cancel(Some("the user gave up".into()))
+        .await
+        .unwrap();
+    let mut still = pids.clone();
+    for _ in 0..100 {
+        still = running_in(db).await;
+        if still.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        still.is_empty(),
+        "run_sql's statement still runs in PostgreSQL after notifications/cancelled: {still:?}"
+    );
+    client.cancel().await.ok();
+    common::drop_db(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_while_the_model_thinks_sends_no_further_request() {
     let db = "nlq_sec_cancel_model";
     scratch_db(
