@@ -113,7 +113,10 @@ fn redact_bare_userinfo(text: &str) -> String {
             if let Some(colon) = text[start..i].rfind(':') {
                 let from = start + colon + 1;
                 let secret = &text[from..i];
-                if !secret.is_empty() && secret != REDACTED && !secret.starts_with("//") {
+                // short or all-digit runs are times and ports (`12:30@home`), not passwords
+                let password_like = secret.chars().count() >= MIN_SECRET_CHARS
+                    && !secret.chars().all(|c| c.is_ascii_digit());
+                if password_like && secret != REDACTED && !secret.starts_with("//") {
                     out.push_str(&text[last..from]);
                     out.push_str(REDACTED);
                     last = i;
@@ -426,8 +429,9 @@ mod tests {
             let out = redact(dsn);
             assert!(!out.contains("PwMistype9"), "{dsn} -> {out}");
         }
-        // words that merely contain a key are left alone
+        // words that merely contain a key are left alone, and so are times before an @
         assert_eq!(redact("bypass=1 compass: north"), "bypass=1 compass: north");
+        assert_eq!(redact("meet 12:30@home"), "meet 12:30@home");
     }
 
     use super::*;
