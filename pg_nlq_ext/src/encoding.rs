@@ -118,14 +118,22 @@ pub fn valid_jsonb_in_sql_ascii(datum: pg_sys::Datum) -> pg_sys::Datum {
         return datum;
     }
     let fixed = CString::new(String::from_utf8_lossy(&text).into_owned()).unwrap_or_default();
-    // SAFETY: jsonb_in parses the (valid) JSON text.
+    // SAFETY: the (valid) JSON text jsonb_out wrote, made valid UTF-8.
+    unsafe { jsonb_in(&fixed) }.unwrap_or(datum)
+}
+
+/// `jsonb_in` of JSON text in the server encoding, in the current memory context.
+///
+/// # Safety
+/// `text` must be valid JSON (jsonb_in raises otherwise).
+pub unsafe fn jsonb_in(text: &CStr) -> Option<pg_sys::Datum> {
+    // SAFETY: guaranteed by the caller.
     unsafe {
         pgrx::fcinfo::direct_function_call_as_datum(
             pg_sys::jsonb_in,
-            &[Some(pg_sys::Datum::from(fixed.as_ptr()))],
+            &[Some(pg_sys::Datum::from(text.as_ptr()))],
         )
     }
-    .unwrap_or(datum)
 }
 
 impl SqlText {
@@ -140,35 +148,50 @@ fn database_encoding() -> c_int {
     unsafe { pg_sys::GetDatabaseEncoding() }
 }
 
-/// Bytes in the server encoding, as a UTF-8 string.
-pub fn from_server(bytes: &[u8]) -> String {
+/// Whether text needs no conversion between the server encoding and UTF-8: the database is
+/// UTF8, or SQL_ASCII (which declares no encoding; its bytes are taken as UTF-8 where they are).
+fn no_conversion() -> bool {
     let encoding = database_encoding();
-    if encoding == pg_sys::pg_enc::PG_UTF8 as c_int
+    encoding == pg_sys::pg_enc::PG_UTF8 as c_int
         || encoding == pg_sys::pg_enc::PG_SQL_ASCII as c_int
-        || bytes.is_ascii()
-    {
-        return String::from_utf8_lossy(bytes).into_owned();
-    }
-    let Ok(len) = c_int::try_from(bytes.len()) else {
-        return String::from_utf8_lossy(bytes).into_owned();
-    };
-    // SAFETY: pg_server_to_any reads len bytes and returns them or a palloc'd converted,
-    // NUL-terminated copy; text stored in the database is valid in its encoding.
-    let converted = pgrx::PgTryBuilder::new(|| unsafe {
-        let out = pg_sys::pg_server_to_any(
+}
+
+/// `bytes` converted from the server encoding to UTF-8 (`to_utf8`) or back, by PostgreSQL's
+/// own conversion functions; `None` when they raise (a character without an equivalent).
+fn convert(bytes: &[u8], to_utf8: bool) -> Option<Vec<u8>> {
+    let len = c_int::try_from(bytes.len()).ok()?;
+    // SAFETY: both functions read len bytes and return them or a palloc'd converted,
+    // NUL-terminated copy.
+    pgrx::PgTryBuilder::new(|| unsafe {
+        let (text, utf8) = (
             bytes.as_ptr().cast::<c_char>(),
-            len,
             pg_sys::pg_enc::PG_UTF8 as c_int,
         );
-        if out.cast::<u8>().cast_const() == bytes.as_ptr() {
-            String::from_utf8_lossy(bytes).into_owned()
+        let out = if to_utf8 {
+            pg_sys::pg_server_to_any(text, len, utf8)
         } else {
-            CStr::from_ptr(out).to_string_lossy().into_owned()
-        }
+            pg_sys::pg_any_to_server(text, len, utf8)
+        };
+        Some(if out.cast::<u8>().cast_const() == bytes.as_ptr() {
+            bytes.to_vec()
+        } else {
+            CStr::from_ptr(out).to_bytes().to_vec()
+        })
     })
-    .catch_others(|_| String::from_utf8_lossy(bytes).into_owned())
-    .execute();
-    converted
+    .catch_others(|_| None)
+    .execute()
+}
+
+/// Bytes in the server encoding, as a UTF-8 string.
+pub fn from_server(bytes: &[u8]) -> String {
+    if no_conversion() || bytes.is_ascii() {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    // text stored in the database is valid in its encoding
+    match convert(bytes, true) {
+        Some(utf8) => String::from_utf8_lossy(&utf8).into_owned(),
+        None => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 /// A C string in the server encoding, as a UTF-8 string.
@@ -187,44 +210,20 @@ pub unsafe fn from_server_cstr(p: *const c_char) -> Option<String> {
 /// becomes `?` (only text pg_nlq wrote itself can hold one: names and values came from the
 /// database).
 pub fn to_server(text: &str) -> Vec<u8> {
-    let encoding = database_encoding();
-    if text.is_ascii()
-        || encoding == pg_sys::pg_enc::PG_UTF8 as c_int
-        || encoding == pg_sys::pg_enc::PG_SQL_ASCII as c_int
-    {
+    if text.is_ascii() || no_conversion() {
         return text.as_bytes().to_vec();
     }
-    convert_to_server(text).unwrap_or_else(|| {
+    convert(text.as_bytes(), false).unwrap_or_else(|| {
         let mut out = Vec::with_capacity(text.len());
         let mut buf = [0u8; 4];
         for c in text.chars() {
-            match convert_to_server(c.encode_utf8(&mut buf)) {
+            match convert(c.encode_utf8(&mut buf).as_bytes(), false) {
                 Some(bytes) => out.extend_from_slice(&bytes),
                 None => out.push(b'?'),
             }
         }
         out
     })
-}
-
-fn convert_to_server(text: &str) -> Option<Vec<u8>> {
-    let len = c_int::try_from(text.len()).ok()?;
-    // SAFETY: pg_any_to_server reads len bytes of valid UTF-8 and returns them or a palloc'd
-    // converted, NUL-terminated copy; it raises when a character has no equivalent.
-    pgrx::PgTryBuilder::new(|| unsafe {
-        let out = pg_sys::pg_any_to_server(
-            text.as_ptr().cast::<c_char>(),
-            len,
-            pg_sys::pg_enc::PG_UTF8 as c_int,
-        );
-        if out.cast::<u8>().cast_const() == text.as_ptr() {
-            Some(text.as_bytes().to_vec())
-        } else {
-            Some(CStr::from_ptr(out).to_bytes().to_vec())
-        }
-    })
-    .catch_others(|_| None)
-    .execute()
 }
 
 /// In a SQL_ASCII database, `bytes` with any sequence that is not UTF-8 replaced by U+FFFD (a
@@ -251,15 +250,8 @@ pub unsafe fn valid_utf8_in_sql_ascii(bytes: &'static [u8]) -> &'static [u8] {
 pub fn jsonb(value: &serde_json::Value) -> JsonbDatum {
     let text = to_server(&value.to_string());
     let text = CString::new(text).unwrap_or_default();
-    // SAFETY: jsonb_in parses a NUL-terminated string in the server encoding; JSON written by
-    // serde_json is valid JSON.
-    let datum = unsafe {
-        pgrx::fcinfo::direct_function_call_as_datum(
-            pg_sys::jsonb_in,
-            &[Some(pg_sys::Datum::from(text.as_ptr()))],
-        )
-    };
-    match datum {
+    // SAFETY: JSON written by serde_json is valid JSON, now in the server encoding.
+    match unsafe { jsonb_in(&text) } {
         Some(datum) => JsonbDatum(datum),
         None => crate::error::NlqError::Internal {
             context: "jsonb_in",
