@@ -415,6 +415,49 @@ async fn a_database_name_cannot_take_another_servers_name() {
 
 // ------------------------------------------------------------------------ cancellation
 
+/// Calls `tool` with `arguments`, waits until its statement runs in `db`, sends
+/// `notifications/cancelled`, and returns the backends of `db` still running a pg_nlq call
+/// after up to 10 s (empty when the cancel reached PostgreSQL).
+async fn cancel_once_running(
+    client: &RunningService<RoleClient, ClientConfig>,
+    db: &str,
+    tool: &'static str,
+    arguments: serde_json::Value,
+) -> Vec<i32> {
+    let handle = client
+        .peer()
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(
+                CallToolRequestParams::new(tool).with_arguments(common::args(arguments)),
+            )),
+            rmcp::service::PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let mut pids = Vec::new();
+    for _ in 0..300 {
+        pids = running_in(db).await;
+        if !pids.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!pids.is_empty(), "the statement never ran");
+    handle
+        .cancel(Some("the user gave up".into()))
+        .await
+        .unwrap();
+    let mut still = pids;
+    for _ in 0..100 {
+        still = running_in(db).await;
+        if still.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    still
+}
+
 /// Backends of `db` running a pg_nlq call.
 async fn running_in(db: &str) -> Vec<i32> {
     pg("postgres")
@@ -451,42 +494,13 @@ async fn cancelling_a_question_cancels_its_statement_and_sends_no_more_requests(
     ])
     .await;
     let client = connect(bridge(Some(&model.base_url()), &[db]).await).await;
-    let handle = client
-        .peer()
-        .send_cancellable_request(
-            ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(
-                CallToolRequestParams::new("query").with_arguments(common::args(
-                    json!({"question": "count a lot", "database": db}),
-                )),
-            )),
-            rmcp::service::PeerRequestOptions::no_options(),
-        )
-        .await
-        .unwrap();
-
-    let mut pids = Vec::new();
-    for _ in 0..300 {
-        pids = running_in(db).await;
-        if !pids.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(!pids.is_empty(), "the statement never ran");
-
-    handle
-        .cancel(Some("the user gave up".into()))
-        .await
-        .unwrap();
-
-    let mut still = pids.clone();
-    for _ in 0..100 {
-        still = running_in(db).await;
-        if still.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let still = cancel_once_running(
+        &client,
+        db,
+        "query",
+        json!({"question": "count a lot", "database": db}),
+    )
+    .await;
     assert!(
         still.is_empty(),
         "the statement still runs in PostgreSQL after notifications/cancelled: {still:?}"
@@ -510,38 +524,13 @@ async fn cancelling_run_sql_cancels_its_statement() {
         .await
         .unwrap();
     let client = connect(bridge(None, &[db]).await).await;
-    let handle = client
-        .peer()
-        .send_cancellable_request(
-            ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(
-                CallToolRequestParams::new("run_sql")
-                    .with_arguments(common::args(json!({"sql": SLOW_SQL, "database": db}))),
-            )),
-            rmcp::service::PeerRequestOptions::no_options(),
-        )
-        .await
-        .unwrap();
-    let mut pids = Vec::new();
-    for _ in 0..300 {
-        pids = running_in(db).await;
-        if !pids.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(!pids.is_empty(), "the statement never ran");
-    handle
-        .cancel(Some("the user gave up".into()))
-        .await
-        .unwrap();
-    let mut still = pids.clone();
-    for _ in 0..100 {
-        still = running_in(db).await;
-        if still.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let still = cancel_once_running(
+        &client,
+        db,
+        "run_sql",
+        json!({"sql": SLOW_SQL, "database": db}),
+    )
+    .await;
     assert!(
         still.is_empty(),
         "run_sql's statement still runs in PostgreSQL after notifications/cancelled: {still:?}"
