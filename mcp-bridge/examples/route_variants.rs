@@ -33,20 +33,23 @@ async fn main() {
         })
         .collect();
     let strength_total: Vec<f64> = estate
-        .linkers
+        .loaded
         .iter()
+        .map(|l| &l.cached.linker)
         .map(|l| l.index().strengths().map(|(_, s)| s).sum())
         .collect();
     let vocab: Vec<f64> = estate
-        .linkers
+        .loaded
         .iter()
+        .map(|l| &l.cached.linker)
         .map(|l| l.index().strengths().count() as f64)
         .collect();
     println!(
         "strength totals {strength_total:?} vocab {vocab:?} totals {:?}",
         estate
-            .linkers
+            .loaded
             .iter()
+            .map(|l| &l.cached.linker)
             .map(|l| l.index().total())
             .collect::<Vec<_>>()
     );
@@ -59,9 +62,9 @@ async fn main() {
             let f = |i: usize, t: &str| {
                 let d = if desc[i].contains(t) { dw } else { 0.0 };
                 (if binary {
-                    estate.linkers[i].index().strength(t)
+                    estate.loaded[i].cached.linker.index().strength(t)
                 } else {
-                    estate.linkers[i].index().frequency(t)
+                    estate.loaded[i].cached.linker.index().frequency(t)
                 }) + d
             };
             let len: Vec<f64> = (0..n)
@@ -69,7 +72,7 @@ async fn main() {
                     (if binary {
                         strength_total[i]
                     } else {
-                        estate.linkers[i].index().total()
+                        estate.loaded[i].cached.linker.index().total()
                     }) + dw * desc[i].len() as f64
                 })
                 .collect();
@@ -96,7 +99,7 @@ async fn main() {
             for t in qt {
                 let e: Vec<f64> = (0..n)
                     .map(|i| {
-                        estate.linkers[i].index().strength(t)
+                        estate.loaded[i].cached.linker.index().strength(t)
                             + if desc[i].contains(t) { dw } else { 0.0 }
                     })
                     .collect();

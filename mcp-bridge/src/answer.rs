@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::BridgeError;
 use crate::llm::{LlmError, TokenUsage};
 
 /// What the caller wants back.
@@ -194,11 +193,18 @@ pub enum ErrorCode {
     UnknownDatabase,
     DatabaseUnavailable,
     AmbiguousQuery,
+    /// The database administrator restricts what the query reads (policy or privileges).
+    Restricted,
+    /// The query's estimated cost is over the administrator's limit.
+    TooExpensive,
+    /// Writes, locking, forbidden functions, several statements: never run.
     UnsafeSql,
     SyntaxError,
     ExecutionError,
     ExecutionTimeout,
     ConnectionError,
+    /// The database does not have pg_nlq (or not a version this bridge can call).
+    ExtensionMissing,
     NoModel,
     LlmError,
     AttemptsExhausted,
@@ -210,17 +216,44 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in the order the README lists them.
+    pub const ALL: [ErrorCode; 20] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::UnknownDatabase,
+        ErrorCode::DatabaseUnavailable,
+        ErrorCode::AmbiguousQuery,
+        ErrorCode::Restricted,
+        ErrorCode::TooExpensive,
+        ErrorCode::UnsafeSql,
+        ErrorCode::SyntaxError,
+        ErrorCode::ExecutionError,
+        ErrorCode::ExecutionTimeout,
+        ErrorCode::ConnectionError,
+        ErrorCode::ExtensionMissing,
+        ErrorCode::NoModel,
+        ErrorCode::LlmError,
+        ErrorCode::AttemptsExhausted,
+        ErrorCode::ResultTooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::ConfigError,
+        ErrorCode::InternalError,
+        ErrorCode::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
             ErrorCode::UnknownDatabase => "UNKNOWN_DATABASE",
             ErrorCode::DatabaseUnavailable => "DATABASE_UNAVAILABLE",
             ErrorCode::AmbiguousQuery => "AMBIGUOUS_QUERY",
+            ErrorCode::Restricted => "RESTRICTED",
+            ErrorCode::TooExpensive => "TOO_EXPENSIVE",
             ErrorCode::UnsafeSql => "UNSAFE_SQL",
             ErrorCode::SyntaxError => "SYNTAX_ERROR",
             ErrorCode::ExecutionError => "EXECUTION_ERROR",
             ErrorCode::ExecutionTimeout => "EXECUTION_TIMEOUT",
             ErrorCode::ConnectionError => "CONNECTION_ERROR",
+            ErrorCode::ExtensionMissing => "EXTENSION_MISSING",
             ErrorCode::NoModel => "NO_MODEL",
             ErrorCode::LlmError => "LLM_ERROR",
             ErrorCode::AttemptsExhausted => "ATTEMPTS_EXHAUSTED",
@@ -252,6 +285,13 @@ pub struct ToolError {
     /// (`UNKNOWN_DATABASE`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<String>,
+    /// The database the error concerns, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// pg_nlq's code, when the error is one pg_nlq reported or raised (the contract,
+    /// [`crate::contract`]); `code` is what it means for users.
+    #[serde(skip)]
+    pub pg_nlq_code: Option<crate::contract::ExtCode>,
 }
 
 impl ToolError {
@@ -264,7 +304,17 @@ impl ToolError {
             retryable,
             attempts: Vec::new(),
             candidates: Vec::new(),
+            database: None,
+            pg_nlq_code: None,
         }
+    }
+
+    /// The error, naming the database it concerns (unless it names one already).
+    pub fn with_database(mut self, name: &str) -> Self {
+        if self.database.is_none() {
+            self.database = Some(name.to_string());
+        }
+        self
     }
 
     /// The error with `detail`: what the server or the model said (redacted).
@@ -293,9 +343,7 @@ impl ToolError {
 
     /// `error[CODE]: message` on one line.
     pub fn one_line(&self) -> String {
-        let message = crate::redact::redact(&self.message);
-        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-        format!("error[{}]: {message}", self.code.as_str())
+        crate::text::error_line(self.code, &self.message)
     }
 }
 
@@ -306,19 +354,6 @@ impl std::fmt::Display for ToolError {
 }
 
 impl std::error::Error for ToolError {}
-
-impl From<BridgeError> for ToolError {
-    fn from(err: BridgeError) -> Self {
-        let (code, retryable) = match &err {
-            BridgeError::Config(_) => (ErrorCode::ConfigError, false),
-            BridgeError::Connection(_) => (ErrorCode::ConnectionError, true),
-            BridgeError::ExtensionMissing(_) => (ErrorCode::DatabaseUnavailable, false),
-            BridgeError::Database(_) => (ErrorCode::ExecutionError, false),
-            BridgeError::Internal(_) => (ErrorCode::InternalError, false),
-        };
-        ToolError::new(code, err.to_string(), retryable)
-    }
-}
 
 impl From<LlmError> for ToolError {
     fn from(err: LlmError) -> Self {

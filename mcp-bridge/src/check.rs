@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::db::{self, Database, PolicyProblem};
+use crate::pgnlq::{PolicyProblem, RoleCheck};
+use crate::registry::{self, Database};
 use crate::settings::Settings;
 
 /// What `check-config` found.
@@ -49,7 +50,7 @@ pub async fn check(settings: &Settings) -> Report {
     let mut policy_seen = std::collections::BTreeSet::new();
     for server in &settings.servers {
         out.text.push_str(&format!("server {}\n", server.name));
-        let names = match db::discover(server, &settings.database).await {
+        let names = match registry::discover(server, &settings.database).await {
             Ok(names) => names,
             Err(err) => {
                 out.bad(err.to_string());
@@ -64,7 +65,7 @@ pub async fn check(settings: &Settings) -> Report {
             ));
         }
         for name in names {
-            let escaped = crate::bridge::escape_name(&name);
+            let escaped = registry::escape_name(&name);
             servers_of
                 .entry(escaped.clone())
                 .or_default()
@@ -75,7 +76,13 @@ pub async fn check(settings: &Settings) -> Report {
                      invisible characters: the bridge names it {escaped}"
                 ));
             }
-            let database = match Database::new(name.clone(), &name, server, &settings.database) {
+            let database = match Database::new(
+                name.clone(),
+                &name,
+                server,
+                &settings.database,
+                crate::linking::TokenCounter::for_model(&settings.model.model),
+            ) {
                 Ok(d) => d,
                 Err(err) => {
                     out.bad(format!("{name}: {err}"));
@@ -87,13 +94,20 @@ pub async fn check(settings: &Settings) -> Report {
                     out.bad(format!("{name}: {}", err.message));
                     continue;
                 }
-                Ok((_, _, None)) => {
+                Ok(RoleCheck {
+                    extension_version: None,
+                    ..
+                }) => {
                     out.warn(format!(
                         "{name}: pg_nlq is not installed; skipped (CREATE EXTENSION pg_nlq to use it)"
                     ));
                     continue;
                 }
-                Ok((role, privileged, Some(version))) => {
+                Ok(RoleCheck {
+                    role,
+                    privileged,
+                    extension_version: Some(version),
+                }) => {
                     if privileged && warned_roles.insert((server.name.clone(), role.clone())) {
                         out.warn(format!(
                             "role {role} is a superuser or bypasses row-level security; use a \
@@ -105,9 +119,9 @@ pub async fn check(settings: &Settings) -> Report {
                         Ok(cached) => {
                             usable += 1;
                             out.good(format!(
-                                "{name}: pg_nlq {version}, role {role}, {} relations, schema context {} characters",
+                                "{name}: pg_nlq {version}, role {role}, {} relations, whole schema {} tokens",
                                 cached.snapshot.relations.len(),
-                                cached.context.len()
+                                cached.linker.whole_schema_tokens()
                             ));
                         }
                         Err(err) => out.bad(format!("{name}: {}", err.message)),

@@ -11,7 +11,7 @@ use crate::tls::TlsMode;
 pub const DATABASE_ENV: &str = "NLQ_DATABASE_URL";
 
 /// How long to wait for a server when the connection string sets no `connect_timeout`.
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the bridge shows itself in `pg_stat_activity` unless the connection string says otherwise.
 const APPLICATION_NAME: &str = "pg-nlq-bridge";
@@ -112,9 +112,6 @@ impl DatabaseConfig {
         if let Some(password) = pg.get_password() {
             crate::redact::register(&String::from_utf8_lossy(password));
         }
-        if pg.get_connect_timeout().is_none() {
-            pg.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
-        }
         if pg.get_application_name().is_none() {
             pg.application_name(APPLICATION_NAME);
         }
@@ -154,6 +151,17 @@ impl DatabaseConfig {
     /// The settings to connect with.
     pub fn pg_config(&self) -> &tokio_postgres::Config {
         &self.pg
+    }
+
+    /// The connection settings with `timeout` as the connect timeout when the string sets
+    /// none (`database.connect_timeout_secs`, or [`DEFAULT_CONNECT_TIMEOUT`] on the command
+    /// line).
+    pub fn pg_config_with_timeout(&self, timeout: Duration) -> tokio_postgres::Config {
+        let mut pg = self.pg.clone();
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(timeout);
+        }
+        pg
     }
 
     /// The connection string as given, with any password replaced by `***`.
@@ -291,9 +299,13 @@ mod tests {
             config.pg_config().get_application_name(),
             Some("pg-nlq-bridge")
         );
+        // no connect_timeout in the string: the caller's (database.connect_timeout_secs)
+        assert_eq!(config.pg_config().get_connect_timeout(), None);
         assert_eq!(
-            config.pg_config().get_connect_timeout(),
-            Some(&DEFAULT_CONNECT_TIMEOUT)
+            config
+                .pg_config_with_timeout(Duration::from_secs(4))
+                .get_connect_timeout(),
+            Some(&Duration::from_secs(4))
         );
     }
 
@@ -305,7 +317,9 @@ mod tests {
         ));
         assert_eq!(config.pg_config().get_application_name(), Some("mine"));
         assert_eq!(
-            config.pg_config().get_connect_timeout(),
+            config
+                .pg_config_with_timeout(Duration::from_secs(9))
+                .get_connect_timeout(),
             Some(&Duration::from_secs(3))
         );
     }

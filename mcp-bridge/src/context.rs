@@ -23,7 +23,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
-use crate::catalog::{Column, Relation, RelationKind, Snapshot};
+use crate::snapshot::{Column, Relation, RelationKind, Snapshot};
+use crate::text::{counted, one_line};
 
 /// Longest relation comment shown, in characters.
 const RELATION_COMMENT_CHARS: usize = 200;
@@ -494,24 +495,10 @@ fn push_comment(line: &mut String, comment: Option<&str>, max_chars: usize) {
     }
 }
 
-/// The text on one line, shortened to `max_chars` characters with "…".
-fn one_line(text: &str, max_chars: usize) -> String {
-    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match words.char_indices().nth(max_chars) {
-        Some((cut, _)) => format!("{}…", words[..cut].trim_end()),
-        None => words,
-    }
-}
-
-fn counted(n: impl std::fmt::Display, one: &str, many: &str) -> String {
-    let n = n.to_string();
-    format!("{n} {}", if n == "1" { one } else { many })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Partition, Schema};
+    use crate::snapshot::{Partition, Schema};
 
     const SAMPLE: &str = include_str!("../testdata/snapshot_v1.json");
 

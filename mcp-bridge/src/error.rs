@@ -1,48 +1,87 @@
-//! Errors of the bridge, each with a stable code that callers (the CLI's `error[CODE]` line,
-//! later MCP tool results) can match on. Messages say what went wrong and what to do about it;
-//! they never carry a password: a connection string is only ever shown through
-//! [`crate::config::redact_dsn`].
+//! The bridge's errors. There is one vocabulary of codes users see ([`ErrorCode`], listed in
+//! the README): a tool's [`ToolError`] carries one, and [`BridgeError`] — what start-up,
+//! configuration and the command line fail with — maps to the same codes
+//! ([`BridgeError::code`]). Messages say what went wrong and what to do about it; they never
+//! carry a password (every message passes [`crate::redact`]).
 
 use std::error::Error as _;
 
-/// Everything that can go wrong in the bridge.
+use crate::answer::{ErrorCode, ToolError};
+
+/// A source error kept with its variant (for logs and `std::error::Error::source`).
+pub type Source = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything that can go wrong outside a tool call.
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
     /// Missing or malformed configuration (no database given, unparseable connection string).
     #[error("{0}")]
     Config(String),
     /// The server could not be reached, refused the session, or went away.
-    #[error("{0}")]
-    Connection(String),
-    /// The database does not offer `nlq_schema_snapshot()`.
-    #[error("{0}")]
-    ExtensionMissing(String),
-    /// The server rejected a request the bridge made (for example an unknown schema name).
-    #[error("{0}")]
-    Database(String),
+    #[error("{message}")]
+    Connection {
+        message: String,
+        #[source]
+        source: Option<Source>,
+    },
     /// A failure that is the bridge's own fault or an incompatibility (for example a snapshot
     /// document of an unexpected shape).
     #[error("{0}")]
     Internal(String),
+    /// A failure with its code already decided (a pg_nlq call, the pipeline).
+    #[error("{}", .0.full_message())]
+    Tool(ToolError),
 }
 
 impl BridgeError {
-    /// The stable code of this error.
-    pub fn code(&self) -> &'static str {
+    /// A connection failure and its cause.
+    pub fn connection(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> BridgeError {
+        BridgeError::Connection {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// The code users see.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            BridgeError::Config(_) => "CONFIG_ERROR",
-            BridgeError::Connection(_) => "CONNECTION_ERROR",
-            BridgeError::ExtensionMissing(_) => "EXTENSION_MISSING",
-            BridgeError::Database(_) => "DATABASE_ERROR",
-            BridgeError::Internal(_) => "INTERNAL_ERROR",
+            BridgeError::Config(_) => ErrorCode::ConfigError,
+            BridgeError::Connection { .. } => ErrorCode::ConnectionError,
+            BridgeError::Internal(_) => ErrorCode::InternalError,
+            BridgeError::Tool(err) => err.code,
+        }
+    }
+
+    /// Whether trying again later may help.
+    pub fn retryable(&self) -> bool {
+        match self {
+            BridgeError::Connection { .. } => true,
+            BridgeError::Tool(err) => err.retryable,
+            BridgeError::Config(_) | BridgeError::Internal(_) => false,
         }
     }
 
     /// `error[CODE]: message` on a single line, as the CLI prints it.
     pub fn one_line(&self) -> String {
-        let message = crate::redact::redact(&self.to_string());
-        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-        format!("error[{}]: {message}", self.code())
+        crate::text::error_line(self.code(), &self.to_string())
+    }
+}
+
+impl From<ToolError> for BridgeError {
+    fn from(err: ToolError) -> Self {
+        BridgeError::Tool(err)
+    }
+}
+
+impl From<BridgeError> for ToolError {
+    fn from(err: BridgeError) -> Self {
+        match err {
+            BridgeError::Tool(tool) => tool,
+            other => ToolError::new(other.code(), other.to_string(), other.retryable()),
+        }
     }
 }
 
@@ -75,28 +114,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_stable() {
+    fn codes_are_the_ones_users_see() {
         let cases = [
-            (BridgeError::Config(String::new()), "CONFIG_ERROR"),
-            (BridgeError::Connection(String::new()), "CONNECTION_ERROR"),
+            (BridgeError::Config(String::new()), ErrorCode::ConfigError),
             (
-                BridgeError::ExtensionMissing(String::new()),
-                "EXTENSION_MISSING",
+                BridgeError::Connection {
+                    message: String::new(),
+                    source: None,
+                },
+                ErrorCode::ConnectionError,
             ),
-            (BridgeError::Database(String::new()), "DATABASE_ERROR"),
-            (BridgeError::Internal(String::new()), "INTERNAL_ERROR"),
+            (
+                BridgeError::Internal(String::new()),
+                ErrorCode::InternalError,
+            ),
+            (
+                BridgeError::Tool(ToolError::new(ErrorCode::ExtensionMissing, "x", false)),
+                ErrorCode::ExtensionMissing,
+            ),
         ];
         for (err, code) in cases {
             assert_eq!(err.code(), code);
+            assert_eq!(ToolError::from(err).code, code);
         }
     }
 
     #[test]
     fn one_line_flattens_multi_line_messages() {
-        let err = BridgeError::Database("ERROR: boom\nDETAIL:  more\n".into());
+        let err = BridgeError::Internal("ERROR: boom\nDETAIL:  more\n".into());
         assert_eq!(
             err.one_line(),
-            "error[DATABASE_ERROR]: ERROR: boom DETAIL: more"
+            "error[INTERNAL_ERROR]: ERROR: boom DETAIL: more"
         );
     }
 

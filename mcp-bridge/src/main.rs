@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use mcp_bridge::answer::{QueryRequest, ReturnMode};
 use mcp_bridge::bridge::Bridge;
-use mcp_bridge::catalog::{self, Snapshot};
 use mcp_bridge::config::DatabaseConfig;
 use mcp_bridge::error::BridgeError;
 use mcp_bridge::settings::{ProcessEnv, Settings};
+use mcp_bridge::snapshot::Snapshot;
 use mcp_bridge::untrusted::{fence, one_line, ERROR_NOTICE};
 
 /// Natural-language questions over PostgreSQL, through the pg_nlq extension.
@@ -344,17 +344,16 @@ fn init_logging() {
 
 async fn snapshot(args: SnapshotArgs) -> Result<String, BridgeError> {
     let config = DatabaseConfig::from_flag_or_env(args.database)?;
-    let client = catalog::connect(&config).await?;
+    let client =
+        mcp_bridge::pgnlq::connect(&config, mcp_bridge::config::DEFAULT_CONNECT_TIMEOUT).await?;
     let schemas = (!args.schemas.is_empty()).then_some(args.schemas.as_slice());
-    let include_stats = !args.no_stats;
+    let what = format!("database {}", config.redacted());
+    let mut document = mcp_bridge::pgnlq::snapshot(&client, &what, schemas, !args.no_stats).await?;
     if args.json {
-        let mut document = catalog::fetch_snapshot_json(&client, schemas, include_stats).await?;
         document.push('\n');
         Ok(document)
     } else {
-        Ok(Snapshot::load(&client, schemas, include_stats)
-            .await?
-            .summary())
+        Ok(Snapshot::from_json(&document)?.summary())
     }
 }
 

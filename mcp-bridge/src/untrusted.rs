@@ -140,7 +140,7 @@ pub fn shown_name(name: &str) -> String {
 
 /// [`neutralise`]d, on one line: white space (line breaks included) collapsed to single spaces.
 pub fn one_line(text: &str) -> String {
-    neutralise(&text.split_whitespace().collect::<Vec<_>>().join(" "))
+    neutralise(&crate::text::collapse(text))
 }
 
 /// `text` between the fence lines, under `notice`, neutralised.

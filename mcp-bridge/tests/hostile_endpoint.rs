@@ -38,6 +38,7 @@ fn request() -> StructuredRequest {
         question: "How many books are there?",
         database: "nlq_small",
         description: None,
+        server_major: 15,
         schema_context: "public.books (table, ~1200 rows)\n  id integer PK\n  secret_col text",
         row_limit: 100,
         feedback: &[],

@@ -39,6 +39,7 @@ fn generate_request(question: &str) -> StructuredRequest {
         question,
         database: "nlq_small",
         description: None,
+        server_major: 15,
         schema_context: "public.books (table, ~1200 rows)\n  id integer PK\n  title text NOT NULL",
         row_limit: 100,
         feedback: &[],
@@ -126,6 +127,7 @@ async fn reasoning_effort_is_left_out_when_not_set() {
         row_count: 1,
         truncated: false,
         sample_rows: &[],
+        threshold: 7,
     });
     let reply = complete(&model, request).await;
     server.assert_done();

@@ -10,7 +10,7 @@ mod common;
 mod scripted_openai;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     bridge, bridge_dsn, config_toml_with, drop_db, pg, scratch_db, settings_from, start,
@@ -405,25 +405,20 @@ async fn a_database_down_at_start_up_does_not_block_the_others() {
          databases = [\"ghost\"]\n\
          [[servers]]\nname = \"silent\"\nurl = \"host=127.0.0.1 port={silent_port} user=x dbname=postgres\"\n"
     );
-    let started = Instant::now();
     let bridge = start(settings_from(&config_toml_with(
         Some(&model.base_url()),
         &["nlq_small", "nlq_nope_missing"],
         &extra,
     )))
     .await;
-    // Not a speed check: with startup_timeout_secs = 60, a start-up that waited for the silent
-    // server would take a minute; not waiting takes about the 1 s connect timeout.
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "start-up took {:?}",
-        started.elapsed()
-    );
+    // Start-up gave up on the silent server at database.connect_timeout_secs (which reaches
+    // libpq: the connection string sets no connect_timeout), not at the 60 s start-up wait:
+    // it says so in the reason. (No clock is read: the reason is what shows it.)
     let list = bridge.list_databases().await;
     let status = |name: &str| {
         list.iter()
             .find(|d| d.name == name)
-            .map(|d| (d.status.clone(), d.reason.clone().unwrap_or_default()))
+            .map(|d| (d.status.as_str(), d.reason.clone().unwrap_or_default()))
             .unwrap_or_else(|| panic!("{name} not listed: {list:?}"))
     };
     assert_eq!(status("nlq_small").0, "ready");
@@ -433,8 +428,9 @@ async fn a_database_down_at_start_up_does_not_block_the_others() {
     let (s, reason) = status("nlq_nope_missing");
     assert_eq!(s, "unavailable");
     assert!(reason.contains("does not exist"), "{reason}");
-    let (s, _) = status("silent/*");
+    let (s, reason) = status("silent/*");
     assert_eq!(s, "server_unavailable");
+    assert!(reason.contains("1s"), "{reason}");
 
     let answer = bridge
         .query(
@@ -621,7 +617,9 @@ async fn what_policy_forbids_is_never_read_nor_shown_to_the_model() {
         .run_sql(None, "SELECT * FROM hr.salaries", None)
         .await
         .expect_err("denied");
-    assert_eq!(err.code, ErrorCode::UnsafeSql, "{err}");
+    // restricted by the administrator, not unsafe (issue 12)
+    assert_eq!(err.code, ErrorCode::Restricted, "{err}");
+    assert_eq!(err.database.as_deref(), Some("nlq_large"));
     let schema = bridge.describe_schema(None, Some("salar")).await.unwrap();
     assert!(!schema.contains("annual_salary"), "{schema}");
     let schema = bridge
@@ -648,12 +646,12 @@ async fn a_database_that_comes_up_later_is_picked_up_by_the_retry() {
     );
     let bridge = start(settings_from(&text)).await;
     let list = bridge.list_databases().await;
-    assert_eq!(list[0].status, "unavailable", "{list:?}");
+    assert_eq!(list[0].status.as_str(), "unavailable", "{list:?}");
     scratch_db(db, "CREATE TABLE arrived (id int)").await;
     let mut ready = false;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if bridge.list_databases().await[0].status == "ready" {
+        if bridge.list_databases().await[0].status.as_str() == "ready" {
             ready = true;
             break;
         }

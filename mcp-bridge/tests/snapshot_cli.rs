@@ -253,14 +253,16 @@ fn json_document_and_options() {
 }
 
 #[test]
-fn unknown_schema_is_a_database_error() {
+fn an_unknown_schema_is_an_invalid_argument() {
     let db = ScratchDb::create("unknown_schema", true, SHOP);
     let output = bridge(
         &["snapshot", "--database", &db.dsn(), "--schema", "nosuch"],
         None,
     );
-    let line = assert_failure(&output, "DATABASE_ERROR");
+    let line = assert_failure(&output, "INVALID_ARGUMENT");
     assert!(line.contains("schema does not exist: nosuch"), "{line}");
+    // the code is said once
+    assert_eq!(line.matches("INVALID_ARGUMENT").count(), 1, "{line}");
 }
 
 #[test]

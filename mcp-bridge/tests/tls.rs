@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use mcp_bridge::catalog;
 use mcp_bridge::config::DatabaseConfig;
 use mcp_bridge::error::BridgeError;
+use mcp_bridge::pgnlq;
 
 const DEFAULT_PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -223,7 +223,7 @@ impl Drop for Cluster {
 /// Connects through the bridge; `Ok(ssl)` tells whether the session is encrypted.
 async fn connect(dsn: &str) -> Result<bool, BridgeError> {
     let config = DatabaseConfig::parse(dsn, "test").unwrap_or_else(|e| panic!("{dsn}: {e}"));
-    let client = catalog::connect(&config).await?;
+    let client = pgnlq::connect(&config, std::time::Duration::from_secs(10)).await?;
     let row = client
         .query_one(
             "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
@@ -246,7 +246,12 @@ async fn assert_refused(dsn: &str, needles: &[&str]) {
     match connect(dsn).await {
         Ok(ssl) => panic!("{dsn} connected (ssl = {ssl}) but must not"),
         Err(e) => {
-            assert_eq!(e.code(), "CONNECTION_ERROR", "{dsn}: {}", e.one_line());
+            assert_eq!(
+                e.code().as_str(),
+                "CONNECTION_ERROR",
+                "{dsn}: {}",
+                e.one_line()
+            );
             let message = e.to_string();
             eprintln!("{dsn}\n  -> {}", e.one_line());
             for needle in needles {
@@ -328,7 +333,7 @@ async fn server_with_tls() {
 
     // password authentication bound to the TLS channel (SCRAM-SHA-256-PLUS)
     let admin = DatabaseConfig::parse(&pg.dsn("sslmode=disable"), "test").unwrap();
-    catalog::connect(&admin)
+    pgnlq::connect(&admin, std::time::Duration::from_secs(10))
         .await
         .unwrap()
         .batch_execute("CREATE ROLE scram_user LOGIN PASSWORD 's3cret'")

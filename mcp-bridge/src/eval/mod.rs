@@ -374,7 +374,7 @@ pub async fn run_offline(
             Ok(g) => {
                 let unseen: Vec<&String> = g
                     .iter()
-                    .filter(|r| !estate.linkers[index].knows(r))
+                    .filter(|r| !estate.loaded[index].cached.linker.knows(r))
                     .collect();
                 let excluded = (!unseen.is_empty()).then(|| {
                     format!(

@@ -3,19 +3,17 @@
 //! size of the generation prompt the pipeline would send (`pg-nlq-bridge context`, and the
 //! offline part of `pg-nlq-bridge eval`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::answer::Validation;
-use crate::catalog::Snapshot;
-use crate::db::{self, Cached, Database};
 use crate::error::BridgeError;
 use crate::linking::route::{route, Candidate, Target};
-use crate::linking::{LinkedContext, Linker, Reason, TokenCounter};
-use crate::prompts::{self, GenerateInput};
+use crate::linking::{LinkedContext, Reason, TokenCounter};
+use crate::registry::{Cached, Database, Registry};
 use crate::settings::Settings;
+use crate::snapshot::Snapshot;
 
 /// One loaded database.
 pub struct Loaded {
@@ -25,42 +23,23 @@ pub struct Loaded {
     pub cached: Arc<Cached>,
 }
 
-/// Discovers and loads the configured databases (all of them, or only `only`), failing on
-/// the first one that cannot be loaded.
+/// Discovers and loads the configured databases (all of them, or only `only`) through the
+/// bridge's own registry (the same discovery and names), failing on the first one that cannot
+/// be loaded.
 pub async fn load(settings: &Settings, only: Option<&str>) -> Result<Vec<Loaded>, BridgeError> {
-    let mut found: Vec<(String, String, usize)> = Vec::new(); // dbname, server, server index
-    for (k, server) in settings.servers.iter().enumerate() {
-        for dbname in db::discover(server, &settings.database).await? {
-            found.push((dbname, server.name.clone(), k));
-        }
-    }
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for (dbname, _, _) in &found {
-        *counts.entry(dbname.clone()).or_default() += 1;
-    }
+    let registry = Registry::new(settings);
+    registry.discover_all().await?;
     let mut out = Vec::new();
-    for (dbname, server_name, k) in found {
-        let name = if counts.get(&dbname).copied().unwrap_or(0) > 1 {
-            format!("{server_name}/{dbname}")
-        } else {
-            dbname.clone()
-        };
-        if only.is_some_and(|o| o != name && o != dbname) {
+    for database in registry.all() {
+        if only.is_some_and(|o| o != database.name && o != database.dbname) {
             continue;
         }
-        let server = &settings.servers[k];
-        let database = Arc::new(Database::new(
-            name.clone(),
-            &dbname,
-            server,
-            &settings.database,
-        )?);
         let cached = database
             .load()
             .await
-            .map_err(|e| BridgeError::Database(format!("database {name}: {}", e.message)))?;
+            .map_err(|e| e.with_database(&database.name))?;
         out.push(Loaded {
-            name,
+            name: database.name.clone(),
             description: database.description.clone(),
             database,
             cached,
@@ -180,22 +159,13 @@ impl ContextReport {
 /// The loaded databases with their linkers, ready for many questions.
 pub struct Estate<'a> {
     pub loaded: &'a [Loaded],
-    pub linkers: Vec<Linker<'a>>,
     pub counter: TokenCounter,
 }
 
 impl<'a> Estate<'a> {
     pub fn new(loaded: &'a [Loaded], settings: &Settings) -> Estate<'a> {
         let counter = TokenCounter::for_model(&settings.model.model);
-        let linkers = loaded
-            .iter()
-            .map(|l| Linker::new(&l.cached.snapshot, counter))
-            .collect();
-        Estate {
-            loaded,
-            linkers,
-            counter,
-        }
+        Estate { loaded, counter }
     }
 
     fn position(&self, name: &str) -> Option<usize> {
@@ -206,19 +176,19 @@ impl<'a> Estate<'a> {
     }
 
     pub fn snapshot(&self, name: &str) -> Option<&Snapshot> {
-        self.position(name).map(|i| &self.loaded[i].cached.snapshot)
+        self.position(name)
+            .map(|i| &*self.loaded[i].cached.snapshot)
     }
 
     /// Routes a question among all the databases (no database named).
     pub fn route(&self, question: &str) -> crate::linking::route::Routing {
-        let targets: Vec<Target<'_, '_>> = self
+        let targets: Vec<Target<'_>> = self
             .loaded
             .iter()
-            .zip(&self.linkers)
-            .map(|(l, linker)| Target {
+            .map(|l| Target {
                 name: &l.name,
                 description: l.description.as_deref(),
-                linker,
+                linker: &l.cached.linker,
             })
             .collect();
         route(question, &targets)
@@ -269,7 +239,7 @@ impl<'a> Estate<'a> {
             }
         };
         let loaded = &self.loaded[index];
-        let linked = self.linkers[index].link(question, &settings.context);
+        let linked = loaded.cached.linker.link(question, &settings.context);
         let prompt_tokens = self.prompt_tokens(question, loaded, &linked, settings);
         Ok(ContextReport {
             question: question.to_string(),
@@ -288,7 +258,7 @@ impl<'a> Estate<'a> {
         })
     }
 
-    /// Tokens of the generation request the pipeline builds ([`prompts::generate_request`])
+    /// Tokens of the generation request the pipeline builds ([`crate::pipeline::generate::request`])
     /// for this context: each message's content plus OpenAI's 3 tokens of framing per message
     /// and 3 for the reply, and the reply's JSON schema.
     pub fn prompt_tokens(
@@ -298,12 +268,12 @@ impl<'a> Estate<'a> {
         linked: &LinkedContext,
         settings: &Settings,
     ) -> usize {
-        let request = prompts::generate_request(&GenerateInput {
+        let request = crate::pipeline::generate::request(&crate::pipeline::generate::Input {
             question,
-            database: &loaded.name,
-            description: loaded.description.as_deref(),
-            schema_context: &linked.text,
-            row_limit: settings.pipeline.default_row_limit,
+            database: &loaded.database,
+            cached: &loaded.cached,
+            context: linked,
+            limit: settings.pipeline.default_row_limit,
             feedback: &[],
         });
         let messages: usize = request
@@ -317,5 +287,8 @@ impl<'a> Estate<'a> {
 
 /// The relations the expected SQL reads, as `nlq_validate` reports them.
 pub async fn gold_relations(database: &Database, sql: &str) -> Result<Validation, String> {
-    database.validate(sql).await.map_err(|e| e.message)
+    database
+        .validate(sql, &tokio_util::sync::CancellationToken::new())
+        .await
+        .map_err(|e| e.message)
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::catalog::Snapshot;
+use crate::snapshot::Snapshot;
 
 use super::tokenize::is_cjk;
 

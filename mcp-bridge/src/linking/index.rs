@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::catalog::{Relation, Snapshot};
+use crate::snapshot::{Relation, Snapshot};
 
 use super::tokenize::terms;
 
@@ -209,7 +209,7 @@ impl Index {
 /// The enum labels of a column's type, else its common values.
 fn column_values<'a>(
     _relation: &'a Relation,
-    column: &'a crate::catalog::Column,
+    column: &'a crate::snapshot::Column,
     labels: &dyn Fn(&str) -> Option<&'a [String]>,
 ) -> Vec<&'a str> {
     if let Some(labels) = labels(&column.data_type) {

@@ -22,9 +22,10 @@ pub mod route;
 pub mod tokenize;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use crate::catalog::{Relation, Snapshot};
 use crate::context::{self, TypeIndex};
+use crate::snapshot::{Relation, Snapshot};
 
 use self::graph::Graph;
 use self::index::Index;
@@ -151,8 +152,8 @@ pub struct LinkedContext {
 
 /// A snapshot prepared for linking: build once per snapshot (fingerprint), link many
 /// questions.
-pub struct Linker<'a> {
-    snapshot: &'a Snapshot,
+pub struct Linker {
+    snapshot: Arc<Snapshot>,
     index: Index,
     graph: Graph,
     counter: TokenCounter,
@@ -166,11 +167,12 @@ pub struct Linker<'a> {
     facts: Vec<usize>,
 }
 
-impl<'a> Linker<'a> {
-    pub fn new(snapshot: &'a Snapshot, counter: TokenCounter) -> Linker<'a> {
+impl Linker {
+    pub fn new(snapshot: Arc<Snapshot>, counter: TokenCounter) -> Linker {
+        let snap: &Snapshot = &snapshot;
         // Partitions are shown as their parent, so they are not documents of their own.
         let mut parent_of: HashMap<(String, String), (String, String)> = HashMap::new();
-        for r in &snapshot.relations {
+        for r in &snap.relations {
             for p in r.partitions.iter().flatten() {
                 parent_of.insert(
                     (p.schema.clone(), p.name.clone()),
@@ -178,21 +180,21 @@ impl<'a> Linker<'a> {
                 );
             }
         }
-        let mut docs: Vec<usize> = (0..snapshot.relations.len())
+        let mut docs: Vec<usize> = (0..snap.relations.len())
             .filter(|&i| {
-                let r = &snapshot.relations[i];
+                let r = &snap.relations[i];
                 !parent_of.contains_key(&(r.schema.clone(), r.name.clone()))
             })
             .collect();
         docs.sort_by(|&a, &b| {
-            let (ra, rb) = (&snapshot.relations[a], &snapshot.relations[b]);
+            let (ra, rb) = (&snap.relations[a], &snap.relations[b]);
             (&ra.schema, &ra.name).cmp(&(&rb.schema, &rb.name))
         });
         let doc_of: HashMap<(String, String), usize> = docs
             .iter()
             .enumerate()
             .map(|(doc, &i)| {
-                let r = &snapshot.relations[i];
+                let r = &snap.relations[i];
                 ((r.schema.clone(), r.name.clone()), doc)
             })
             .collect();
@@ -201,25 +203,25 @@ impl<'a> Linker<'a> {
             .filter_map(|(part, parent)| doc_of.get(parent).map(|&d| (part.clone(), d)))
             .collect();
 
-        let types = TypeIndex::new(snapshot);
+        let types = TypeIndex::new(snap);
         let labels = |t: &str| types.enum_labels(t);
-        let index = Index::new(snapshot, &docs, &labels);
-        let graph = Graph::new(snapshot, &docs, &folded);
+        let index = Index::new(snap, &docs, &labels);
+        let graph = Graph::new(snap, &docs, &folded);
         let cost = docs
             .iter()
-            .map(|&i| counter.count(&context::render(snapshot, &[&snapshot.relations[i]])))
+            .map(|&i| counter.count(&context::render(snap, &[&snap.relations[i]])))
             .collect();
-        let all: Vec<&Relation> = docs.iter().map(|&i| &snapshot.relations[i]).collect();
-        let whole_text = context::render(snapshot, &all);
+        let all: Vec<&Relation> = docs.iter().map(|&i| &snap.relations[i]).collect();
+        let whole_text = context::render(snap, &all);
         let whole_tokens = counter.count(&whole_text);
         let names = docs
             .iter()
             .map(|&i| {
-                let r = &snapshot.relations[i];
+                let r = &snap.relations[i];
                 format!("{}.{}", r.schema, r.name)
             })
             .collect();
-        let facts = Self::fact_tables(snapshot, &index);
+        let facts = Self::fact_tables(snap, &index);
         Linker {
             facts,
             snapshot,
@@ -234,7 +236,7 @@ impl<'a> Linker<'a> {
     }
 
     pub fn snapshot(&self) -> &Snapshot {
-        self.snapshot
+        &self.snapshot
     }
 
     pub fn index(&self) -> &Index {
@@ -501,8 +503,8 @@ impl<'a> Linker<'a> {
                 let r = &snapshot.relations[index.relations[doc]];
                 let table = matches!(
                     r.kind,
-                    crate::catalog::RelationKind::Table
-                        | crate::catalog::RelationKind::PartitionedTable
+                    crate::snapshot::RelationKind::Table
+                        | crate::snapshot::RelationKind::PartitionedTable
                 );
                 let named = tokenize::terms(&r.name)
                     .iter()
@@ -587,7 +589,7 @@ impl<'a> Linker<'a> {
             .iter()
             .map(|&doc| &self.snapshot.relations[self.index.relations[doc]])
             .collect();
-        let mut text = context::render(self.snapshot, &relations);
+        let mut text = context::render(&self.snapshot, &relations);
 
         let shown_set: HashSet<usize> = shown.iter().copied().collect();
         let values: Vec<(String, String)> = self

@@ -29,10 +29,10 @@ const DESCRIPTION: f64 = 30.0;
 const MU: f64 = 50.0;
 
 /// One database to route among.
-pub struct Target<'a, 'b> {
+pub struct Target<'a> {
     pub name: &'a str,
     pub description: Option<&'a str>,
-    pub linker: &'a Linker<'b>,
+    pub linker: &'a Linker,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -50,7 +50,7 @@ pub struct Routing {
     pub candidates: Vec<Candidate>,
 }
 
-pub fn route(question: &str, targets: &[Target<'_, '_>]) -> Routing {
+pub fn route(question: &str, targets: &[Target<'_>]) -> Routing {
     let mut seen = HashSet::new();
     let question_terms: Vec<String> = terms(question)
         .into_iter()

@@ -1,7 +1,7 @@
 //! Unit tests of the linker on the sample snapshot (testdata/) and on built-up snapshots.
 
 use super::*;
-use crate::catalog::Snapshot;
+use crate::snapshot::Snapshot;
 
 const SAMPLE: &str = include_str!("../../testdata/snapshot_v1.json");
 
@@ -27,7 +27,7 @@ fn tight() -> ContextSettings {
 #[test]
 fn whole_schema_when_it_fits() {
     let snapshot = sample();
-    let linker = Linker::new(&snapshot, counter());
+    let linker = Linker::new(std::sync::Arc::new(snapshot.clone()), counter());
     let context = linker.link("how many customers", &ContextSettings::default());
     assert!(context.whole);
     assert_eq!(context.text, crate::context::render_schema(&snapshot));
@@ -39,7 +39,7 @@ fn whole_schema_when_it_fits() {
 #[test]
 fn value_names_the_column_that_holds_it() {
     let snapshot = sample();
-    let linker = Linker::new(&snapshot, counter());
+    let linker = Linker::new(std::sync::Arc::new(snapshot.clone()), counter());
     let context = linker.link("orders shipped to Berlin", &tight());
     assert!(!context.whole, "{}", context.text);
     assert!(
@@ -61,7 +61,7 @@ fn value_names_the_column_that_holds_it() {
 #[test]
 fn widen_adds_the_relation_the_error_names_and_grows_the_budget() {
     let snapshot = sample();
-    let linker = Linker::new(&snapshot, counter());
+    let linker = Linker::new(std::sync::Arc::new(snapshot.clone()), counter());
     let settings = ContextSettings {
         max_tokens: 200,
         ..ContextSettings::default()
@@ -93,7 +93,7 @@ fn widen_adds_the_relation_the_error_names_and_grows_the_budget() {
 #[test]
 fn cut_relations_are_named_in_the_text() {
     let snapshot = sample();
-    let linker = Linker::new(&snapshot, counter());
+    let linker = Linker::new(std::sync::Arc::new(snapshot.clone()), counter());
     let settings = ContextSettings {
         max_tokens: 200,
         ..ContextSettings::default()
@@ -122,8 +122,8 @@ fn routing_picks_the_database_that_knows_the_words() {
     let mut empty = sample();
     empty.database = "hr".into();
     empty.relations.retain(|r| r.schema == "ops");
-    let shop_linker = Linker::new(&shop, counter());
-    let hr_linker = Linker::new(&empty, counter());
+    let shop_linker = Linker::new(std::sync::Arc::new(shop.clone()), counter());
+    let hr_linker = Linker::new(std::sync::Arc::new(empty.clone()), counter());
     let targets = [
         route::Target {
             name: "shop",
@@ -149,7 +149,7 @@ fn routing_picks_the_database_that_knows_the_words() {
 #[test]
 fn a_measure_question_brings_the_fact_table() {
     let snapshot = sample();
-    let linker = Linker::new(&snapshot, counter());
+    let linker = Linker::new(std::sync::Arc::new(snapshot.clone()), counter());
     // "top customers" names only the dimension; the measure is taken over orders
     let context = linker.link("who are the top customers", &tight());
     assert!(!context.whole);

@@ -462,11 +462,7 @@ fn or_status(message: &str, status: StatusCode) -> String {
 }
 
 fn shorten(text: &str) -> String {
-    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match words.char_indices().nth(MAX_ERROR_CHARS) {
-        Some((cut, _)) => format!("{}…", &words[..cut]),
-        None => words,
-    }
+    crate::text::one_line(text, MAX_ERROR_CHARS)
 }
 
 /// An error with its sources ("error sending request: connection refused").

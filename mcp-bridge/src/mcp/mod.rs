@@ -414,7 +414,7 @@ impl ServerHandler for NlqServer {
             .list_databases()
             .await
             .into_iter()
-            .filter(|db| db.status == "ready")
+            .filter(|db| db.status == crate::registry::Status::Ready)
             .map(|db| {
                 let description = match &db.description {
                     Some(d) => format!("Schema of database {} ({d})", db.name),
@@ -533,7 +533,7 @@ fn failure(err: &ToolError) -> CallToolResult {
 }
 
 /// The databases as lines: `name (server): status — reason`.
-fn databases_text(databases: &[crate::bridge::DatabaseInfo]) -> String {
+fn databases_text(databases: &[crate::registry::DatabaseInfo]) -> String {
     if databases.is_empty() {
         return "No databases are configured or discovered.".to_string();
     }
@@ -856,7 +856,7 @@ mod tests {
         assert!(check_bind_address(loopback, false).is_ok());
         assert!(check_bind_address(loopback6, false).is_ok());
         let err = check_bind_address(any, false).unwrap_err();
-        assert_eq!(err.code(), "CONFIG_ERROR");
+        assert_eq!(err.code(), crate::answer::ErrorCode::ConfigError);
         assert!(err.to_string().contains("no authentication"), "{err}");
         assert!(check_bind_address(any, true).is_ok());
     }

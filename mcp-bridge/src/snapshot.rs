@@ -1,5 +1,6 @@
 //! A database's schema as the pg_nlq extension describes it: the snapshot document returned by
-//! `nlq_schema_snapshot()`, its Rust model, how it is loaded and a compact text summary.
+//! `nlq_schema_snapshot()` ([`crate::pgnlq`] fetches it), its Rust model, and the short
+//! summary the command line prints.
 //!
 //! The model follows format version 1 of the document. Fields it does not know are ignored and
 //! relation kinds it does not know are kept as text, so a newer extension that adds to the
@@ -8,173 +9,12 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use crate::error::BridgeError;
+use crate::text::counted;
 use serde::Deserialize;
-use tokio_postgres::error::SqlState;
-use tokio_postgres::Client;
-
-use crate::config::DatabaseConfig;
-use crate::error::{describe_pg_error, BridgeError};
 
 /// The newest snapshot format this model was written for.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// The schema pg_nlq is installed in, quoted as an identifier. The bridge calls the extension's
-/// functions qualified with it, so that a function of the same name in a schema that comes
-/// earlier on the role's `search_path` (`"$user"`, `public`) cannot stand in for them and run
-/// other SQL as the bridge's role.
-pub const EXTENSION_SCHEMA_SQL: &str = "SELECT pg_catalog.quote_ident(n.nspname) \
-     FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
-     WHERE e.extname = 'pg_nlq'";
-
-/// Opens a connection to the database, with TLS as its `sslmode` says (see [`crate::tls`]);
-/// the connection is driven by a background task.
-pub async fn connect(config: &DatabaseConfig) -> Result<Client, BridgeError> {
-    tracing::debug!(
-        database = config.redacted(),
-        sslmode = %config.tls_mode(),
-        "connecting"
-    );
-    let tls = crate::tls::connector(config)?;
-    let (client, connection) = config.pg_config().connect(tls).await.map_err(|e| {
-        BridgeError::Connection(format!(
-            "could not connect to {}: {}",
-            config.redacted(),
-            crate::tls::describe_connect_error(config, &e)
-        ))
-    })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %describe_pg_error(&e), "database connection failed");
-        }
-    });
-    Ok(client)
-}
-
-/// The snapshot document exactly as the extension returns it (compact JSON text).
-///
-/// `schemas` restricts it to those schemas (an unknown name is a [`BridgeError::Database`]);
-/// `include_stats` asks for per-column statistics.
-pub async fn fetch_snapshot_json(
-    client: &Client,
-    schemas: Option<&[String]>,
-    include_stats: bool,
-) -> Result<String, BridgeError> {
-    // Called by the schema pg_nlq is installed in, never through the search_path: a function
-    // of the same name in a schema earlier on the path ("$user", public) must not stand in
-    // for it and run as the caller.
-    let row = client.query_opt(EXTENSION_SCHEMA_SQL, &[]).await;
-    let schema: String = match row {
-        Ok(Some(row)) => row.try_get(0).map_err(|e| {
-            BridgeError::Internal(format!(
-                "the pg_nlq schema lookup returned no name: {}",
-                describe_pg_error(&e)
-            ))
-        })?,
-        Ok(None) => return Err(extension_missing(client).await),
-        Err(e) => return Err(query_error(client, &e).await),
-    };
-    fetch_snapshot_json_from(client, &schema, schemas, include_stats).await
-}
-
-/// [`fetch_snapshot_json`] calling the function in `extension_schema` (an identifier quoted by
-/// `quote_ident`, from `pg_extension`) instead of through the `search_path`.
-pub async fn fetch_snapshot_json_from(
-    client: &Client,
-    extension_schema: &str,
-    schemas: Option<&[String]>,
-    include_stats: bool,
-) -> Result<String, BridgeError> {
-    let started = std::time::Instant::now();
-    let sql =
-        format!("SELECT {extension_schema}.nlq_schema_snapshot($1::text[], $2::boolean)::text");
-    let row = match client.query_one(&sql, &[&schemas, &include_stats]).await {
-        Ok(row) => row,
-        Err(e) => return Err(query_error(client, &e).await),
-    };
-    let document: String = row.try_get(0).map_err(|e| {
-        BridgeError::Internal(format!(
-            "nlq_schema_snapshot() returned no document: {}",
-            describe_pg_error(&e)
-        ))
-    })?;
-    tracing::debug!(
-        bytes = document.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "fetched schema snapshot"
-    );
-    Ok(document)
-}
-
-/// Turns a failed query into the error the user can act on.
-async fn query_error(client: &Client, err: &tokio_postgres::Error) -> BridgeError {
-    match err.code() {
-        Some(code) if *code == SqlState::UNDEFINED_FUNCTION => {
-            tracing::debug!(error = %describe_pg_error(err), "snapshot function not found");
-            extension_missing(client).await
-        }
-        // connection exceptions, and the server shutting down or ending the session
-        Some(code) if code.code().starts_with("08") || code.code().starts_with("57P") => {
-            BridgeError::Connection(format!(
-                "lost the connection to the server: {}",
-                describe_pg_error(err)
-            ))
-        }
-        Some(_) => BridgeError::Database(describe_pg_error(err)),
-        None if err.is_closed()
-            || std::error::Error::source(err).is_some_and(|e| e.is::<std::io::Error>()) =>
-        {
-            BridgeError::Connection(format!(
-                "lost the connection to the server: {}",
-                describe_pg_error(err)
-            ))
-        }
-        None => BridgeError::Internal(format!(
-            "could not fetch the schema snapshot: {}",
-            describe_pg_error(err)
-        )),
-    }
-}
-
-/// Why `nlq_schema_snapshot(text[], boolean)` could not be called: the extension is missing
-/// from the database, or it is installed but out of reach (its schema is not on the
-/// `search_path`, or it is a version without that function).
-async fn extension_missing(client: &Client) -> BridgeError {
-    let diagnosis = client
-        .query_one(
-            "SELECT pg_catalog.current_database()::text, e.extversion, n.nspname::text \
-             FROM (VALUES (1)) AS one (x) \
-             LEFT JOIN pg_catalog.pg_extension e ON e.extname = 'pg_nlq' \
-             LEFT JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace",
-            &[],
-        )
-        .await
-        .and_then(|row| {
-            Ok((
-                row.try_get::<_, String>(0)?,
-                row.try_get::<_, Option<String>>(1)?,
-                row.try_get::<_, Option<String>>(2)?,
-            ))
-        });
-    let message = match diagnosis {
-        Ok((database, None, _)) => format!(
-            "the pg_nlq extension is not installed in database \"{database}\": \
-             run `CREATE EXTENSION pg_nlq` in that database"
-        ),
-        Ok((database, Some(version), schema)) => format!(
-            "pg_nlq {version} is installed in database \"{database}\" (schema \"{}\") but \
-             nlq_schema_snapshot(text[], boolean) cannot be called: put that schema on the \
-             search_path, or update the extension with `ALTER EXTENSION pg_nlq UPDATE`",
-            schema.as_deref().unwrap_or("?")
-        ),
-        Err(e) => {
-            tracing::debug!(error = %describe_pg_error(&e), "could not inspect pg_extension");
-            "nlq_schema_snapshot(text[], boolean) does not exist in this database: \
-             run `CREATE EXTENSION pg_nlq`"
-                .to_string()
-        }
-    };
-    BridgeError::ExtensionMissing(message)
-}
 
 /// The whole snapshot document.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -425,23 +265,6 @@ pub struct RangeType {
 }
 
 impl Snapshot {
-    /// Fetches and parses the snapshot of the database `client` is connected to.
-    pub async fn load(
-        client: &Client,
-        schemas: Option<&[String]>,
-        include_stats: bool,
-    ) -> Result<Snapshot, BridgeError> {
-        let document = fetch_snapshot_json(client, schemas, include_stats).await?;
-        let snapshot = Snapshot::from_json(&document)?;
-        tracing::info!(
-            database = snapshot.database,
-            relations = snapshot.relations.len(),
-            fingerprint = snapshot.fingerprint,
-            "loaded schema snapshot"
-        );
-        Ok(snapshot)
-    }
-
     /// Parses a snapshot document.
     pub fn from_json(document: &str) -> Result<Snapshot, BridgeError> {
         let snapshot: Snapshot = serde_json::from_str(document).map_err(|e| {
@@ -611,13 +434,6 @@ fn server_version(num: i32) -> String {
     }
 }
 
-/// `1 row`, `2 rows`.
-fn counted(n: impl fmt::Display, one: &str, many: &str) -> String {
-    let n = n.to_string();
-    let noun = if n == "1" { one } else { many };
-    format!("{n} {noun}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -771,7 +587,7 @@ mod tests {
             Ok(_) => panic!("a document without relations must not parse"),
             Err(err) => err,
         };
-        assert_eq!(err.code(), "INTERNAL_ERROR");
+        assert_eq!(err.code(), crate::answer::ErrorCode::InternalError);
         assert!(err.to_string().contains("missing field"), "{err}");
     }
 

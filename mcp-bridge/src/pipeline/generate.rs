@@ -1,0 +1,52 @@
+//! Stage 3, generate: the model writes the SQL, from the question, the schema context and
+//! what went wrong in earlier attempts ([`crate::prompts::generate`]).
+
+use super::Ctx;
+use crate::answer::ToolError;
+use crate::linking::LinkedContext;
+use crate::llm::{LlmError, StructuredRequest};
+use crate::prompts::{self, Feedback, GenerateInput, Generated};
+use crate::registry::{Cached, Database};
+
+pub struct Input<'a> {
+    pub question: &'a str,
+    pub database: &'a Database,
+    pub cached: &'a Cached,
+    pub context: &'a LinkedContext,
+    /// Rows the runner returns at most.
+    pub limit: u32,
+    pub feedback: &'a [Feedback],
+}
+
+pub enum Outcome {
+    Generated(Generated),
+    /// The reply could not be read; the model is asked again, told why.
+    Malformed(String),
+    /// The model could not be asked (endpoint down, refused, cancelled).
+    Failed(ToolError),
+}
+
+/// The request sent to the model (also what `pg-nlq-bridge context` measures).
+pub fn request(input: &Input<'_>) -> StructuredRequest {
+    prompts::generate_request(&GenerateInput {
+        question: input.question,
+        database: &input.database.name,
+        description: input.database.description.as_deref(),
+        server_major: (input.cached.snapshot.server_version_num / 10_000).max(0) as u32,
+        schema_context: &input.context.text,
+        row_limit: input.limit,
+        feedback: input.feedback,
+    })
+}
+
+pub async fn generate(ctx: &Ctx<'_>, input: &Input<'_>) -> Outcome {
+    let parsed = match ctx.complete(request(input)).await {
+        Ok(reply) => prompts::parse_generated(&reply.content),
+        Err(e) => Err(e),
+    };
+    match parsed {
+        Ok(generated) => Outcome::Generated(generated),
+        Err(LlmError::Malformed(message)) => Outcome::Malformed(message),
+        Err(e) => Outcome::Failed(e.into()),
+    }
+}

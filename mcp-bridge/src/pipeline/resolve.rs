@@ -1,0 +1,121 @@
+//! Stage 1, resolve: which database the question is for — the one given, else the only one
+//! ready, else the one the question names, else the model's choice among the ready ones
+//! ([`crate::prompts::route`]) — and its current schema (the cached snapshot, checked
+//! against the database's fingerprint when the check is due).
+
+use std::sync::Arc;
+
+use super::Ctx;
+use crate::answer::{ErrorCode, ToolError};
+use crate::prompts::{self, DatabaseChoice};
+use crate::registry::{Cached, Database, Registry};
+
+/// The database a question is for, and its schema now.
+pub struct Resolved {
+    pub database: Arc<Database>,
+    pub cached: Arc<Cached>,
+}
+
+/// ASCII words of `text`, lower-cased (letters, digits and `_`; everything else, CJK text
+/// included, separates them), for spotting a database named in a question.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+pub async fn resolve(
+    ctx: &Ctx<'_>,
+    registry: &Registry,
+    question: &str,
+    given: Option<&str>,
+) -> Result<Resolved, ToolError> {
+    let database = choose(ctx, registry, question, given).await?;
+    let cached = registry
+        .schema_of(&database)
+        .await
+        .map_err(|e| e.with_database(&database.name))?;
+    Ok(Resolved { database, cached })
+}
+
+async fn choose(
+    ctx: &Ctx<'_>,
+    registry: &Registry,
+    question: &str,
+    given: Option<&str>,
+) -> Result<Arc<Database>, ToolError> {
+    if given.map(str::trim).is_some_and(|g| !g.is_empty()) {
+        return registry.lookup(given);
+    }
+    let ready = registry.ready();
+    match ready.len() {
+        0 => return registry.lookup(None),
+        1 => return Ok(ready[0].0.clone()),
+        _ => {}
+    }
+    let question_words = words(question);
+    let named: Vec<_> = ready
+        .iter()
+        .filter(|(d, _)| question_words.contains(&d.dbname.to_lowercase()))
+        .collect();
+    if let [(d, _)] = named.as_slice() {
+        return Ok(d.clone());
+    }
+    let choices: Vec<DatabaseChoice<'_>> = ready
+        .iter()
+        .map(|(d, c)| DatabaseChoice {
+            name: &d.name,
+            description: d.description.as_deref(),
+            summary: &c.summary,
+        })
+        .collect();
+    let reply = ctx
+        .complete(prompts::route_request(question, &choices))
+        .await?;
+    let route = prompts::parse_route(&reply.content)?;
+    let names: Vec<String> = ready.iter().map(|(d, _)| d.name.clone()).collect();
+    if let Some(choice) = &route.database {
+        if let Some((d, _)) = ready.iter().find(|(d, _)| &d.name == choice) {
+            return Ok(d.clone());
+        }
+    }
+    let mut candidates: Vec<String> = route
+        .candidates
+        .iter()
+        .filter(|c| names.contains(c))
+        .cloned()
+        .collect();
+    if candidates.is_empty() {
+        candidates = names;
+    }
+    // The names are the bridge's (escaped, see `names`); the reason is the model's text.
+    let mut err = ToolError::new(
+        ErrorCode::AmbiguousQuery,
+        format!(
+            "the question could be about several databases ({}); ask again with `database` set \
+             to one of them",
+            candidates.join(", "),
+        ),
+        false,
+    );
+    if !route.reason.trim().is_empty() {
+        err = err.with_detail(format!("the model's reason: {}", route.reason));
+    }
+    err.candidates = candidates;
+    Err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_split_on_punctuation() {
+        assert_eq!(
+            words("Top customers in nlq_small?"),
+            vec!["top", "customers", "in", "nlq_small"]
+        );
+        assert_eq!(words("nlq_small里的客户"), vec!["nlq_small"]);
+    }
+}
