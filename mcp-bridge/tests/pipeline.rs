@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    bridge, bridge_dsn, config_toml_with, drop_db, pg, scratch_db, settings_from, start,
+    bridge, bridge_dsn, config_toml_with, drop_db, pg, scratch_db, settings, settings_from, start,
     TEST_API_KEY,
 };
 use mcp_bridge::answer::{ErrorCode, QueryRequest, ReturnMode, Stage};
@@ -689,6 +689,73 @@ async fn a_runaway_query_ends_in_execution_timeout() {
         .expect_err("cancelled");
     assert_eq!(err.code, ErrorCode::ExecutionTimeout, "{err}");
     assert!(err.retryable);
+    drop(bridge);
+    drop_db(db).await;
+}
+
+/// Design DEC-22: the best attempt is returned, flagged low-confidence, also when the model
+/// fails after an attempt already ran (it used to be thrown away with the model's error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_failure_after_a_run_returns_the_best_attempt_flagged() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer").reply(generate("SELECT count(*) FROM public.books")),
+        Step::expect("result_verdict").reply(verdict(3, "counts books, not per publisher")),
+        Step::expect("sql_answer").reply(Reply::Status(
+            500,
+            serde_json::json!({"error": {"message": "The server had an error", "type": "server_error"}}),
+        )),
+    ])
+    .await;
+    let bridge = bridge(Some(&model.base_url()), &["nlq_small"]).await;
+    let answer = bridge
+        .query(ask("how many books per publisher"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(model.remaining_steps() == 0, "{:?}", model.problems());
+    assert!(answer.low_confidence);
+    assert_eq!(answer.confidence, Some(3));
+    assert_eq!(answer.sql, "SELECT count(*) FROM public.books");
+    assert_eq!(answer.row_count, Some(1));
+    assert_eq!(answer.attempts.len(), 2, "{:?}", answer.attempts);
+    assert_eq!(answer.attempts[0].outcome, "LOW_SCORE");
+    assert_eq!(answer.attempts[1].outcome, "LLM_ERROR");
+}
+
+/// A failure in the run stage is recorded with its own code (a timeout is not an
+/// EXECUTION_ERROR), and the model is asked for another query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_in_the_run_stage_is_recorded_as_a_timeout() {
+    let db = "nlq_bridge_run_timeout";
+    scratch_db(db, "").await;
+    pg("postgres")
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} SET pg_nlq.statement_timeout = '300ms'"
+        ))
+        .await
+        .unwrap();
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer").reply(generate(
+            "SELECT count(*) FROM generate_series(1, 100000000) a, generate_series(1, 1000) b",
+        )),
+        Step::expect("sql_answer")
+            .containing("took too long")
+            .reply(generate("SELECT 1 AS one")),
+        Step::expect("result_verdict").reply(verdict(9, "ok")),
+    ])
+    .await;
+    let bridge = start(settings(Some(&model.base_url()), &[db])).await;
+    let answer = bridge
+        .query(ask("count a lot"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    model.assert_done();
+    assert_eq!(
+        answer.attempts[0].outcome, "EXECUTION_TIMEOUT",
+        "{:?}",
+        answer.attempts
+    );
+    assert_eq!(answer.attempts[1].outcome, "ACCEPTED");
     drop(bridge);
     drop_db(db).await;
 }
