@@ -73,7 +73,7 @@ impl Bridge {
             .schema_of(&database)
             .await
             .map_err(|e| e.with_database(&database.name))?;
-        Ok(crate::context::describe(
+        Ok(crate::render::schema::describe(
             &cached.snapshot,
             filter.map(str::trim).filter(|f| !f.is_empty()),
         ))

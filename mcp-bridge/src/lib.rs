@@ -8,7 +8,7 @@
 //!   (the one client of PostgreSQL and pg_nlq) and [`contract`] (pg_nlq's codes and what
 //!   they mean); [`snapshot`] is the schema document's model;
 //! - what callers see: [`bridge`] (the operations), [`mcp`] (the MCP server), [`answer`] and
-//!   [`error`] (the answer and the one error vocabulary), [`context`] (schema text),
+//!   [`error`] (the answer and the one error vocabulary), [`render`] (schema text and summaries),
 //!   [`text`], [`untrusted`] (fencing what came from a database or a model), [`redact`];
 //! - set-up: [`settings`], [`config`], [`tls`], [`check`]; [`llm`] (the model client);
 //!   [`eval`] (the evaluation harness).
@@ -17,7 +17,6 @@ pub mod answer;
 pub mod bridge;
 pub mod check;
 pub mod config;
-pub mod context;
 pub mod contract;
 pub mod error;
 pub mod eval;
@@ -29,6 +28,7 @@ pub mod pipeline;
 pub mod prompts;
 pub mod redact;
 pub mod registry;
+pub mod render;
 pub mod return_mode;
 pub mod settings;
 pub mod snapshot;

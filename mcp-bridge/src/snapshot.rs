@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::error::BridgeError;
-use crate::text::counted;
 use serde::Deserialize;
 
 /// The newest snapshot format this model was written for.
@@ -287,12 +286,12 @@ impl Snapshot {
     /// row estimate and its columns (`name type`, with `PK` and `FK -> target` markers), and the
     /// number of user-defined types of each kind.
     pub fn summary(&self) -> String {
-        Summary(self).to_string()
+        crate::render::summary::Summary(self).to_string()
     }
 
     /// The relations grouped by schema: the schemas in document order (each listed schema, even
     /// an empty one), then any schema that only a relation names.
-    fn relations_by_schema(&self) -> Vec<(&str, Option<&str>, Vec<&Relation>)> {
+    pub(crate) fn relations_by_schema(&self) -> Vec<(&str, Option<&str>, Vec<&Relation>)> {
         let mut groups: Vec<(&str, Option<&str>, Vec<&Relation>)> = self
             .schemas
             .iter()
@@ -314,128 +313,8 @@ impl Snapshot {
     }
 }
 
-/// [`Snapshot::summary`] as a `Display`.
-struct Summary<'a>(&'a Snapshot);
-
-impl fmt::Display for Summary<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let snapshot = self.0;
-        let types = &snapshot.types;
-        writeln!(
-            f,
-            "database {} as {}, PostgreSQL {}, snapshot format {}",
-            snapshot.database,
-            snapshot.role,
-            server_version(snapshot.server_version_num),
-            snapshot.format_version
-        )?;
-        writeln!(f, "fingerprint {}", snapshot.fingerprint)?;
-        writeln!(
-            f,
-            "{}, {}; types: {}, {}, {}, {}",
-            counted(snapshot.schemas.len(), "schema", "schemas"),
-            counted(snapshot.relations.len(), "relation", "relations"),
-            counted(types.enums.len(), "enum", "enums"),
-            counted(types.domains.len(), "domain", "domains"),
-            counted(types.composites.len(), "composite", "composites"),
-            counted(types.ranges.len(), "range", "ranges"),
-        )?;
-        for (schema, comment, relations) in snapshot.relations_by_schema() {
-            writeln!(f)?;
-            write!(f, "schema {schema}")?;
-            write_comment(f, comment)?;
-            writeln!(f)?;
-            if relations.is_empty() {
-                writeln!(f, "  (no relations)")?;
-            }
-            for relation in relations {
-                write_relation(f, relation)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-fn write_relation(f: &mut fmt::Formatter<'_>, relation: &Relation) -> fmt::Result {
-    write!(
-        f,
-        "  {} {}.{}",
-        relation.kind, relation.schema, relation.name
-    )?;
-    match relation.row_estimate {
-        Some(rows) => write!(f, ", ~{}", counted(rows, "row", "rows"))?,
-        None if relation.kind == RelationKind::View => {}
-        None => write!(f, ", rows unknown")?,
-    }
-    if let Some(partitions) = &relation.partitions {
-        write!(
-            f,
-            ", {}",
-            counted(partitions.len(), "partition", "partitions")
-        )?;
-    }
-    if let Some(server) = &relation.foreign_server {
-        write!(f, ", server {server}")?;
-    }
-    write_comment(f, relation.comment.as_deref())?;
-    writeln!(f)?;
-    for column in &relation.columns {
-        write!(f, "    {} {}", column.name, column.data_type)?;
-        if relation
-            .primary_key
-            .as_ref()
-            .is_some_and(|pk| pk.columns.contains(&column.name))
-        {
-            write!(f, " PK")?;
-        }
-        for fk in &relation.foreign_keys {
-            for (i, _) in fk
-                .columns
-                .iter()
-                .enumerate()
-                .filter(|(_, name)| **name == column.name)
-            {
-                let target = &fk.references;
-                write!(f, " FK -> {}.{}", target.schema, target.table)?;
-                if let Some(target_column) = target.columns.get(i) {
-                    write!(f, ".{target_column}")?;
-                }
-            }
-        }
-        writeln!(f)?;
-    }
-    Ok(())
-}
-
-/// Longest comment shown, in characters; the summary is meant to be skimmed.
-const COMMENT_WIDTH: usize = 80;
-
-/// ` -- comment` on one line, shortened to [`COMMENT_WIDTH`].
-fn write_comment(f: &mut fmt::Formatter<'_>, comment: Option<&str>) -> fmt::Result {
-    let Some(comment) = comment else {
-        return Ok(());
-    };
-    let words = comment.split_whitespace().collect::<Vec<_>>().join(" ");
-    if words.is_empty() {
-        return Ok(());
-    }
-    match words.char_indices().nth(COMMENT_WIDTH) {
-        Some((cut, _)) => write!(f, " -- {}...", &words[..cut]),
-        None => write!(f, " -- {words}"),
-    }
-}
-
-/// `150020` as `15.20`, `90624` as `9.6.24`.
-fn server_version(num: i32) -> String {
-    if num >= 100_000 {
-        format!("{}.{}", num / 10_000, num % 10_000)
-    } else {
-        format!("{}.{}.{}", num / 10_000, num / 100 % 100, num % 100)
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A real document: `nlq_schema_snapshot()` of pg_nlq 0.1.0 on a development database
@@ -443,7 +322,7 @@ mod tests {
     /// columns, statistics with common values and every kind of user-defined type.
     const SAMPLE: &str = include_str!("../testdata/snapshot_v1.json");
 
-    fn sample() -> Snapshot {
+    pub(crate) fn sample() -> Snapshot {
         match Snapshot::from_json(SAMPLE) {
             Ok(snapshot) => snapshot,
             Err(err) => panic!("{err}"),
@@ -696,14 +575,14 @@ schema shop -- The web shop
         snapshot.schemas[0].comment = Some(format!("first line\n  second {}", "é".repeat(100)));
         let summary = snapshot.summary();
         let line = summary.lines().find(|l| l.starts_with("schema ops"));
-        let expected = format!("schema ops -- first line second {}...", "é".repeat(62));
+        let expected = format!("schema ops -- first line second {}…", "é".repeat(62));
         assert_eq!(line, Some(expected.as_str()));
     }
 
     #[test]
     fn server_versions() {
-        assert_eq!(server_version(150020), "15.20");
-        assert_eq!(server_version(170000), "17.0");
-        assert_eq!(server_version(90624), "9.6.24");
+        assert_eq!(crate::render::summary::server_version(150020), "15.20");
+        assert_eq!(crate::render::summary::server_version(170000), "17.0");
+        assert_eq!(crate::render::summary::server_version(90624), "9.6.24");
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! [`Linker::link`] ranks the relations, keeps the best lexical matches as seeds, adds the
 //! relations on the shortest join paths between them and the relations they reference, then
-//! renders them (with [`crate::context`]'s format) in that order of priority until the budget
+//! renders them (with [`crate::render::schema`]'s format) in that order of priority until the budget
 //! is spent. When the whole schema fits the budget, it is sent whole. What was cut is named in
 //! the text; [`Linker::widen`] is the retry with a larger budget after `UNDEFINED_OBJECT`.
 
@@ -24,7 +24,7 @@ pub mod tokenize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::context::{self, TypeIndex};
+use crate::render::schema::{self as context, TypeIndex};
 use crate::snapshot::{Relation, Snapshot};
 
 use self::graph::Graph;

@@ -1,16 +1,8 @@
 //! Unit tests of the linker on the sample snapshot (testdata/) and on built-up snapshots.
 
 use super::*;
-use crate::snapshot::Snapshot;
 
-const SAMPLE: &str = include_str!("../../testdata/snapshot_v1.json");
-
-fn sample() -> Snapshot {
-    match Snapshot::from_json(SAMPLE) {
-        Ok(s) => s,
-        Err(e) => panic!("{e}"),
-    }
-}
+use crate::snapshot::tests::sample;
 
 fn counter() -> TokenCounter {
     TokenCounter::for_model("gpt-5-mini")
@@ -30,7 +22,10 @@ fn whole_schema_when_it_fits() {
     let linker = Linker::new(std::sync::Arc::new(snapshot.clone()), counter());
     let context = linker.link("how many customers", &ContextSettings::default());
     assert!(context.whole);
-    assert_eq!(context.text, crate::context::render_schema(&snapshot));
+    assert_eq!(
+        context.text,
+        crate::render::schema::render_schema(&snapshot)
+    );
     assert_eq!(context.tokens, linker.whole_schema_tokens());
     // partitions are not relations of their own
     assert!(!context.relations.iter().any(|r| r.contains("orders_20")));

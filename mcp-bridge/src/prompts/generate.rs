@@ -44,7 +44,7 @@ pub struct GenerateInput<'a> {
     pub description: Option<&'a str>,
     /// The server's major version (from the snapshot), for the dialect.
     pub server_major: u32,
-    /// [`crate::context::render_schema`] of the database (or a part of it).
+    /// [`crate::render::schema::render_schema`] of the database (or a part of it).
     pub schema_context: &'a str,
     /// Rows the runner returns at most.
     pub row_limit: u32,

@@ -14,7 +14,7 @@ pub struct DatabaseChoice<'a> {
     pub name: &'a str,
     /// The description from the configuration.
     pub description: Option<&'a str>,
-    /// [`crate::context::routing_summary`] of its snapshot.
+    /// [`crate::render::schema::routing_summary`] of its snapshot.
     pub summary: &'a str,
 }
 

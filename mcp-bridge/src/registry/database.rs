@@ -37,7 +37,7 @@ impl Cached {
         let snapshot = Arc::new(snapshot);
         Cached {
             linker: Linker::new(snapshot.clone(), counter),
-            summary: crate::context::routing_summary(&snapshot, ROUTING_SUMMARY_CHARS),
+            summary: crate::render::schema::routing_summary(&snapshot, ROUTING_SUMMARY_CHARS),
             snapshot,
             loaded_at: Instant::now(),
         }

@@ -500,14 +500,7 @@ mod tests {
     use super::*;
     use crate::snapshot::{Partition, Schema};
 
-    const SAMPLE: &str = include_str!("../testdata/snapshot_v1.json");
-
-    fn sample() -> Snapshot {
-        match Snapshot::from_json(SAMPLE) {
-            Ok(snapshot) => snapshot,
-            Err(err) => panic!("{err}"),
-        }
-    }
+    use crate::snapshot::tests::sample;
 
     #[test]
     fn renders_the_sample() {
