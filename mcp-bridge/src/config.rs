@@ -181,81 +181,20 @@ pub fn redact_dsn(dsn: &str) -> String {
     crate::redact::redact_dsn(dsn)
 }
 
-/// `key = value ...`, values optionally single-quoted with backslash escapes (libpq's rules).
+/// `key = value ...` with every `password` value replaced by `***`; malformed text after the
+/// last pair is not echoed ([`crate::conninfo::pairs`]).
 pub(crate) fn redact_conninfo(dsn: &str) -> String {
-    let mut out = String::new();
-    let mut rest = dsn;
-    loop {
-        rest = rest.trim_start();
-        if rest.is_empty() {
-            return out;
-        }
-        let key_len = rest
-            .find(|c: char| c == '=' || c.is_whitespace())
-            .unwrap_or(rest.len());
-        let (key, after_key) = rest.split_at(key_len);
-        let Some(after_eq) = after_key.trim_start().strip_prefix('=') else {
-            // not `key = value`: stop echoing
-            push_word(&mut out, key);
-            out.push_str(" ...");
-            return out;
-        };
-        let after_eq = after_eq.trim_start();
-        let value_len = conninfo_value_len(after_eq);
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(key);
-        out.push('=');
-        match value_len {
-            _ if key == "password" => out.push_str(REDACTED),
-            Some(len) => out.push_str(&after_eq[..len]),
-            None => {
-                out.push_str("...");
-                return out;
-            }
-        }
-        match value_len {
-            Some(len) => rest = &after_eq[len..],
-            None => return out,
+    use crate::conninfo::Token;
+    let mut out: Vec<String> = Vec::new();
+    for token in crate::conninfo::pairs(dsn) {
+        match token {
+            Token::Pair(p) if p.key == "password" => out.push(format!("{}={REDACTED}", p.key)),
+            Token::Pair(p) => out.push(format!("{}={}", p.key, p.raw)),
+            Token::NotAPair { word } => out.push(format!("{word} ...")),
+            Token::Unterminated { key } => out.push(format!("{key}=...")),
         }
     }
-}
-
-fn push_word(out: &mut String, word: &str) {
-    if !out.is_empty() {
-        out.push(' ');
-    }
-    out.push_str(word);
-}
-
-/// Length in bytes of the value at the start of `text`, or `None` for an unterminated quote.
-pub(crate) fn conninfo_value_len(text: &str) -> Option<usize> {
-    let mut chars = text.char_indices();
-    if text.starts_with('\'') {
-        chars.next();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    chars.next();
-                }
-                '\'' => return Some(i + 1),
-                _ => {}
-            }
-        }
-        None
-    } else {
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    chars.next();
-                }
-                c if c.is_whitespace() => return Some(i),
-                _ => {}
-            }
-        }
-        Some(text.len())
-    }
+    out.join(" ")
 }
 
 #[cfg(test)]

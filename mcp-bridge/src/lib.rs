@@ -10,13 +10,14 @@
 //! - what callers see: [`bridge`] (the operations), [`mcp`] (the MCP server), [`answer`] and
 //!   [`error`] (the answer and the one error vocabulary), [`render`] (schema text and summaries),
 //!   [`text`], [`untrusted`] (fencing what came from a database or a model), [`redact`];
-//! - set-up: [`settings`], [`config`], [`tls`], [`check`]; [`llm`] (the model client);
+//! - set-up: [`settings`], [`config`], [`conninfo`], [`tls`], [`check`]; [`llm`] (the model client);
 //!   [`eval`] (the evaluation harness).
 
 pub mod answer;
 pub mod bridge;
 pub mod check;
 pub mod config;
+pub mod conninfo;
 pub mod contract;
 pub mod error;
 pub mod eval;

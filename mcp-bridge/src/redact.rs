@@ -293,7 +293,9 @@ fn redact_url_query(url: &str) -> String {
     let params: Vec<String> = query
         .split('&')
         .map(|param| match param.split_once('=') {
-            Some((key, _)) if crate::tls::percent_decode(key).as_deref() == Some("password") => {
+            Some((key, _))
+                if crate::conninfo::percent_decode(key).as_deref() == Some("password") =>
+            {
                 format!("password={REDACTED}")
             }
             _ => param.to_string(),
@@ -349,7 +351,7 @@ fn redact_key_values(text: &str, key: &str) -> String {
             search = i + REDACTED.len();
             continue;
         }
-        let value_len = crate::config::conninfo_value_len(&text[i..]).unwrap_or(text.len() - i);
+        let value_len = crate::conninfo::value_len(&text[i..]).unwrap_or(text.len() - i);
         let value_len = text[i..i + value_len]
             .find(['&', '#'])
             .filter(|_| !text[i..].starts_with('\''))

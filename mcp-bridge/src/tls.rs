@@ -161,65 +161,31 @@ pub fn extract_options(dsn: &str) -> TlsOptions {
     found.unwrap_or_else(unchanged)
 }
 
-/// `key = value ...` with tokio-postgres's (and libpq's) quoting: a value is either
-/// single-quoted or runs to the next white space, and a backslash escapes the next character.
+/// `key = value ...` ([`crate::conninfo::pairs`]): `None` when it is not well-formed
+/// (tokio-postgres then says why) or names neither option.
 fn extract_from_conninfo(dsn: &str) -> Option<TlsOptions> {
+    use crate::conninfo::Token;
     let mut options = TlsOptions {
         rest: String::with_capacity(dsn.len()),
         sslmode: None,
         sslrootcert: None,
     };
     let mut copied_to = 0;
-    let mut chars = dsn.char_indices().peekable();
-    loop {
-        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
-        let Some(&(key_start, _)) = chars.peek() else {
-            break;
+    for token in crate::conninfo::pairs(dsn) {
+        let Token::Pair(pair) = token else {
+            return None;
         };
-        while chars
-            .next_if(|(_, c)| !c.is_whitespace() && *c != '=')
-            .is_some()
-        {}
-        let key_end = chars.peek().map_or(dsn.len(), |(i, _)| *i);
-        let key = &dsn[key_start..key_end];
-        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
-        chars.next_if(|(_, c)| *c == '=')?;
-        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
-        let mut value = String::new();
-        if chars.next_if(|(_, c)| *c == '\'').is_some() {
-            loop {
-                match chars.next()? {
-                    (_, '\'') => break,
-                    (_, '\\') => value.push(chars.next()?.1),
-                    (_, c) => value.push(c),
-                }
-            }
-        } else {
-            let mut empty = true;
-            while let Some((_, c)) = chars.next_if(|(_, c)| !c.is_whitespace()) {
-                empty = false;
-                match c {
-                    '\\' => {
-                        if let Some((_, escaped)) = chars.next() {
-                            value.push(escaped);
-                        }
-                    }
-                    c => value.push(c),
-                }
-            }
-            if empty {
-                return None;
-            }
+        if pair.raw.is_empty() {
+            return None;
         }
-        let value_end = chars.peek().map_or(dsn.len(), |(i, _)| *i);
-        match key {
-            "sslmode" => options.sslmode = Some(value),
-            "sslrootcert" => options.sslrootcert = Some(value),
+        match pair.key {
+            "sslmode" => options.sslmode = Some(pair.value),
+            "sslrootcert" => options.sslrootcert = Some(pair.value),
             _ => continue,
         }
-        options.rest.push_str(&dsn[copied_to..key_start]);
+        options.rest.push_str(&dsn[copied_to..pair.start]);
         options.rest.push(' ');
-        copied_to = value_end;
+        copied_to = pair.end;
     }
     if copied_to == 0 {
         return None;
@@ -242,9 +208,9 @@ fn extract_from_url(url: &str) -> Option<TlsOptions> {
     let mut kept = Vec::new();
     for param in query.split('&') {
         let (key, value) = param.split_once('=').unwrap_or((param, ""));
-        match percent_decode(key)?.as_str() {
-            "sslmode" => options.sslmode = Some(percent_decode(value)?),
-            "sslrootcert" => options.sslrootcert = Some(percent_decode(value)?),
+        match crate::conninfo::percent_decode(key)?.as_str() {
+            "sslmode" => options.sslmode = Some(crate::conninfo::percent_decode(value)?),
+            "sslrootcert" => options.sslrootcert = Some(crate::conninfo::percent_decode(value)?),
             _ => kept.push(param),
         }
     }
@@ -257,33 +223,6 @@ fn extract_from_url(url: &str) -> Option<TlsOptions> {
         options.rest.push_str(&kept.join("&"));
     }
     Some(options)
-}
-
-/// `%XX` escapes decoded (`+` stays `+`, as in tokio-postgres); `None` if the result is not
-/// UTF-8.
-pub(crate) fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = match (bytes[i], bytes.get(i + 1..i + 3)) {
-            (b'%', Some(hex)) => std::str::from_utf8(hex)
-                .ok()
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok()),
-            _ => None,
-        };
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The TLS connector for `config`'s `sslmode` and `sslrootcert`, for
