@@ -57,7 +57,7 @@ pub struct QueryRequest {
 }
 
 /// A result column.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResultColumn {
     pub name: String,
     #[serde(rename = "type")]
@@ -65,7 +65,7 @@ pub struct ResultColumn {
 }
 
 /// What `nlq_run` returned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunResult {
     pub columns: Vec<ResultColumn>,
     pub rows: Vec<Vec<serde_json::Value>>,
@@ -78,7 +78,7 @@ pub struct RunResult {
 }
 
 /// What `nlq_validate` returned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Validation {
     pub ok: bool,
     pub code: String,
@@ -98,7 +98,7 @@ pub struct Validation {
 }
 
 /// A pipeline stage, as named in timings and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Resolve,
@@ -134,7 +134,7 @@ impl Stage {
 }
 
 /// Time spent in one stage over the whole request (summed over attempts).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct StageTiming {
     pub stage: Stage,
     pub ms: f64,
@@ -143,7 +143,7 @@ pub struct StageTiming {
 }
 
 /// How one attempt ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Attempt {
     pub number: u32,
     /// The SQL the model wrote, if it wrote any.
@@ -158,7 +158,7 @@ pub struct Attempt {
 }
 
 /// The answer to a question.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Answer {
     pub database: String,
     pub question: String,
@@ -187,7 +187,7 @@ pub struct Answer {
 }
 
 /// Stable error codes of the tools.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     InvalidArgument,
@@ -235,7 +235,7 @@ impl ErrorCode {
 
 /// An error a tool returns: a stable code, a message a person can act on, whether retrying
 /// may help, and (for `query`) every attempt that was made.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ToolError {
     pub code: ErrorCode,
     /// The bridge's own words.
@@ -252,6 +252,9 @@ pub struct ToolError {
     /// (`UNKNOWN_DATABASE`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<String>,
+    /// The database the error concerns, when one is known (as list_databases names it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
 }
 
 impl ToolError {
@@ -264,7 +267,14 @@ impl ToolError {
             retryable,
             attempts: Vec::new(),
             candidates: Vec::new(),
+            database: None,
         }
+    }
+
+    /// The error with the database it concerns.
+    pub fn with_database(mut self, name: impl Into<String>) -> Self {
+        self.database = Some(name.into());
+        self
     }
 
     /// The error with `detail`: what the server or the model said (redacted).

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 const VERIFY_CELL_CHARS: usize = 200;
 
 /// A database as `list_databases` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DatabaseInfo {
     /// The name tools take (the database name; `server/database` when two servers have one of
     /// the same name).
