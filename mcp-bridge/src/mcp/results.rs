@@ -63,6 +63,7 @@ pub(super) struct SchemaDescription {
 
 /// A result as structured content: the value's members and `untrusted`.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "{T}Content")]
 struct Structured<T> {
     #[serde(flatten)]
     value: T,
@@ -234,7 +235,16 @@ mod tests {
                 assert!(text.contains(needle), "{needle} missing: {schema}");
             }
         }
-        let answer = schema_of::<Answer>().to_string();
+        let answer = schema_of::<Answer>();
+        assert_eq!(
+            answer["oneOf"][0]["$ref"], "#/$defs/AnswerContent",
+            "{answer}"
+        );
+        assert_eq!(
+            answer["oneOf"][1]["$ref"], "#/$defs/ToolErrorContent",
+            "{answer}"
+        );
+        let answer = answer.to_string();
         for needle in ["\"confidence\"", "\"attempts\"", "\"low_confidence\""] {
             assert!(answer.contains(needle), "{needle} missing: {answer}");
         }
