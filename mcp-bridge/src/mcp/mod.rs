@@ -10,9 +10,9 @@
 //! the detail and the attempts; protocol errors are left for malformed requests.
 //!
 //! The files: `tools` (arguments and handlers), `results` (structured content and output
-//! schemas), `render` (the text blocks, shared with the command line), `transport` (stdio and
-//! HTTP serving, with `origin` and `sessions` guarding the HTTP endpoint) and `sampling` (the
-//! client's model).
+//! schemas), `render` (the text blocks, shared with the command line) with `table` (rows as a
+//! psql-style table), `transport` (stdio and HTTP serving, with `origin` and `sessions`
+//! guarding the HTTP endpoint) and `sampling` (the client's model).
 //!
 //! [`ToolError`]: crate::answer::ToolError
 
@@ -21,6 +21,7 @@ mod render;
 mod results;
 pub mod sampling;
 pub mod sessions;
+mod table;
 mod tools;
 mod transport;
 
@@ -42,10 +43,11 @@ use crate::bridge::Bridge;
 use crate::llm::ChatModel;
 
 pub use render::{
-    answer_text, error_text, neutralise_fence, run_text, table, UNTRUSTED_CLOSE, UNTRUSTED_NOTICE,
+    answer_text, error_text, neutralise_fence, run_text, UNTRUSTED_CLOSE, UNTRUSTED_NOTICE,
     UNTRUSTED_OPEN,
 };
 pub use sampling::SamplingModel;
+pub use table::table;
 pub use tools::{DescribeArgs, QueryArgs, RefreshArgs, RunArgs, ValidateArgs};
 pub use transport::{bind_http, check_bind_address, serve_http, serve_stdio, HttpServer};
 
