@@ -56,7 +56,7 @@ pub struct QueryRequest {
 }
 
 /// A result column.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResultColumn {
     pub name: String,
     #[serde(rename = "type")]
@@ -64,7 +64,7 @@ pub struct ResultColumn {
 }
 
 /// What `nlq_run` returned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunResult {
     pub columns: Vec<ResultColumn>,
     pub rows: Vec<Vec<serde_json::Value>>,
@@ -77,7 +77,7 @@ pub struct RunResult {
 }
 
 /// What `nlq_validate` returned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Validation {
     pub ok: bool,
     pub code: String,
@@ -97,7 +97,7 @@ pub struct Validation {
 }
 
 /// A pipeline stage, as named in timings and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Resolve,
@@ -133,7 +133,7 @@ impl Stage {
 }
 
 /// Time spent in one stage over the whole request (summed over attempts).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct StageTiming {
     pub stage: Stage,
     pub ms: f64,
@@ -142,7 +142,7 @@ pub struct StageTiming {
 }
 
 /// How one attempt ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Attempt {
     pub number: u32,
     /// The SQL the model wrote, if it wrote any.
@@ -157,7 +157,7 @@ pub struct Attempt {
 }
 
 /// The answer to a question.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Answer {
     pub database: String,
     pub question: String,
@@ -186,7 +186,7 @@ pub struct Answer {
 }
 
 /// Stable error codes of the tools.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     InvalidArgument,
@@ -268,7 +268,7 @@ impl ErrorCode {
 
 /// An error a tool returns: a stable code, a message a person can act on, whether retrying
 /// may help, and (for `query`) every attempt that was made.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ToolError {
     pub code: ErrorCode,
     /// The bridge's own words.
@@ -291,6 +291,7 @@ pub struct ToolError {
     /// pg_nlq's code, when the error is one pg_nlq reported or raised (the contract,
     /// [`crate::contract`]); `code` is what it means for users.
     #[serde(skip)]
+    #[schemars(skip)]
     pub pg_nlq_code: Option<crate::contract::ExtCode>,
 }
 
@@ -310,9 +311,9 @@ impl ToolError {
     }
 
     /// The error, naming the database it concerns (unless it names one already).
-    pub fn with_database(mut self, name: &str) -> Self {
+    pub fn with_database(mut self, name: impl Into<String>) -> Self {
         if self.database.is_none() {
-            self.database = Some(name.to_string());
+            self.database = Some(name.into());
         }
         self
     }

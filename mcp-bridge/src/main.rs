@@ -17,7 +17,6 @@ use mcp_bridge::config::DatabaseConfig;
 use mcp_bridge::error::BridgeError;
 use mcp_bridge::settings::{ProcessEnv, Settings};
 use mcp_bridge::snapshot::Snapshot;
-use mcp_bridge::untrusted::{fence, one_line, ERROR_NOTICE};
 
 /// Natural-language questions over PostgreSQL, through the pg_nlq extension.
 ///
@@ -240,40 +239,12 @@ where
                     let _ = print(&mcp_bridge::redact::redact(&(s + "\n")));
                 }
             }
-            eprintln!("{}", err.one_line());
-            if let Some(detail) = &err.detail {
-                eprint!(
-                    "{}",
-                    mcp_bridge::redact::redact(&fence(detail, ERROR_NOTICE))
-                );
-            }
-            // The outcomes are the bridge's codes; the messages and the SQL are the database's
-            // and the model's text: fenced.
-            let mut said = String::new();
-            for attempt in &err.attempts {
-                eprintln!(
-                    "  attempt {}: {}",
-                    attempt.number,
-                    one_line(&attempt.outcome)
-                );
-                said.push_str(&format!(
-                    "attempt {}: {}\n",
-                    attempt.number,
-                    one_line(&attempt.message)
-                ));
-                if let Some(sql) = &attempt.sql {
-                    said.push_str(&format!("  SQL: {}\n", one_line(sql)));
-                }
-            }
-            if !said.is_empty() {
-                eprint!(
-                    "{}",
-                    mcp_bridge::redact::redact(&fence(&said, ERROR_NOTICE))
-                );
-            }
-            if err.retryable {
-                eprintln!("  (retrying may help)");
-            }
+            // the one rendering of errors, the MCP text block's: the code and message, the
+            // database, then the detail and the attempts fenced
+            eprintln!(
+                "{}",
+                mcp_bridge::redact::redact(&mcp_bridge::mcp::error_text(&err))
+            );
             ExitCode::FAILURE
         }
     }

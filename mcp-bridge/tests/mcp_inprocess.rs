@@ -17,7 +17,9 @@ use common::{
 };
 use mcp_bridge::bridge::Bridge;
 use mcp_bridge::mcp::{NlqServer, UNTRUSTED_CLOSE, UNTRUSTED_NOTICE};
-use rmcp::model::{ClientConfig, ErrorCode as McpErrorCode, ReadResourceRequestParams};
+use rmcp::model::{
+    CallToolResult, ClientConfig, ErrorCode as McpErrorCode, ReadResourceRequestParams,
+};
 use rmcp::service::{RunningService, ServiceError};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use scripted_openai::{generate, verdict, ScriptedOpenAi, Step};
@@ -444,5 +446,271 @@ async fn query_through_client_sampling() {
         .unwrap()
         .to_string();
     assert!(first.contains("How many customers are there?"), "{first}");
+    client.cancel().await.ok();
+}
+
+/// Each tool's published `outputSchema`, to check real results against.
+struct OutputSchemas(std::collections::BTreeMap<String, Value>);
+
+impl OutputSchemas {
+    async fn of<C: ClientHandler>(client: &RunningService<RoleClient, C>) -> OutputSchemas {
+        let tools = client.list_all_tools().await.expect("tools/list");
+        let mut schemas = std::collections::BTreeMap::new();
+        for tool in tools {
+            let schema = tool
+                .output_schema
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} publishes no output schema", tool.name));
+            let schema = Value::Object((**schema).clone());
+            jsonschema::meta::validate(&schema)
+                .unwrap_or_else(|e| panic!("{}'s output schema is no JSON Schema: {e}", tool.name));
+            assert_eq!(schema["type"], "object", "{}: {schema}", tool.name);
+            schemas.insert(tool.name.to_string(), schema);
+        }
+        OutputSchemas(schemas)
+    }
+
+    /// `result`'s structured content conforms to `tool`'s output schema, through the branch
+    /// `isError` says (the result's for a success, the error's for an error) and not the
+    /// other; returns the structured content.
+    fn check(&self, tool: &str, result: &CallToolResult) -> Value {
+        let schema = &self.0[tool];
+        let structured = result
+            .structured_content
+            .clone()
+            .unwrap_or_else(|| panic!("{tool}: no structured content in: {}", text_of(result)));
+        let errors = |schema: &Value| -> Vec<String> {
+            jsonschema::validator_for(schema)
+                .unwrap_or_else(|e| panic!("{tool}: the output schema does not compile: {e}"))
+                .iter_errors(&structured)
+                .map(|e| format!("{} at {}", e, e.instance_path()))
+                .collect()
+        };
+        let all = errors(schema);
+        assert!(
+            all.is_empty(),
+            "{tool}: the structured content does not conform to the output schema: {all:?}\n{structured:#}"
+        );
+        let branch = |i: usize| {
+            let mut one = schema.clone();
+            one["oneOf"] = json!([schema["oneOf"][i].clone()]);
+            one
+        };
+        let (this, other) = if result.is_error == Some(true) {
+            (1, 0)
+        } else {
+            (0, 1)
+        };
+        let this_errors = errors(&branch(this));
+        assert!(
+            this_errors.is_empty(),
+            "{tool}: isError is {:?} but the content is not that branch: {this_errors:?}\n{structured:#}",
+            result.is_error
+        );
+        assert!(
+            !errors(&branch(other)).is_empty(),
+            "{tool}: the content matches both branches:\n{structured:#}"
+        );
+        structured
+    }
+}
+
+#[tokio::test]
+async fn every_result_conforms_to_its_tools_output_schema() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer")
+            .containing("How many customers are there?")
+            .reply(generate(COUNT_SQL)),
+        Step::expect("result_verdict").reply(verdict(9, "counts every customer")),
+        Step::expect("sql_answer").reply(generate("DELETE FROM public.books")),
+        Step::expect("sql_answer").reply(generate("DELETE FROM public.books")),
+        Step::expect("sql_answer").reply(generate("DELETE FROM public.books")),
+    ])
+    .await;
+    let client = connect(
+        bridge(Some(&model.base_url()), &["nlq_small"]).await,
+        plain_client(),
+    )
+    .await;
+    let schemas = OutputSchemas::of(&client).await;
+    assert_eq!(
+        schemas
+            .0
+            .keys()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>(),
+        BTreeSet::from(TOOLS)
+    );
+
+    let calls: Vec<(&'static str, Value, bool)> = vec![
+        ("list_databases", json!({}), false),
+        ("refresh_schema", json!({"database": "nlq_small"}), false),
+        ("refresh_schema", json!({"database": "no_such_db"}), true),
+        (
+            "describe_schema",
+            json!({"database": "nlq_small", "filter": "books"}),
+            false,
+        ),
+        ("describe_schema", json!({"database": "no_such_db"}), true),
+        (
+            "validate_sql",
+            json!({"database": "nlq_small", "sql": "SELECT 1 AS one"}),
+            false,
+        ),
+        // a rejected statement is a validation, not an error
+        (
+            "validate_sql",
+            json!({"database": "nlq_small", "sql": "DELETE FROM books"}),
+            false,
+        ),
+        (
+            "validate_sql",
+            json!({"database": "nlq_small", "sql": "SELEC 1"}),
+            false,
+        ),
+        (
+            "validate_sql",
+            json!({"database": "no_such_db", "sql": "SELECT 1"}),
+            true,
+        ),
+        ("validate_sql", json!({"database": "nlq_small"}), true),
+        (
+            "run_sql",
+            json!({"database": "nlq_small", "sql": "SELECT id, title FROM books ORDER BY id", "row_limit": 2}),
+            false,
+        ),
+        (
+            "run_sql",
+            json!({"database": "nlq_small", "sql": "DELETE FROM books"}),
+            true,
+        ),
+        (
+            "run_sql",
+            json!({"database": "nlq_small", "sql": "SELECT 1", "row_limit": 0}),
+            true,
+        ),
+        ("run_sql", json!({"sql": 42}), true),
+        (
+            "query",
+            json!({"question": "How many customers are there?", "database": "nlq_small",
+                   "return_mode": "both"}),
+            false,
+        ),
+        (
+            "query",
+            json!({"question": "Delete the books", "database": "nlq_small"}),
+            true,
+        ),
+        (
+            "query",
+            json!({"question": "Anything", "database": "no_such_db"}),
+            true,
+        ),
+    ];
+    for (tool, arguments, is_error) in calls {
+        let result = call(&client, tool, arguments.clone()).await;
+        assert_eq!(
+            result.is_error == Some(true),
+            is_error,
+            "{tool} {arguments}: {}",
+            text_of(&result)
+        );
+        let structured = schemas.check(tool, &result);
+        if is_error {
+            assert!(structured["code"].is_string(), "{tool}: {structured}");
+        }
+    }
+    model.assert_done();
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn row_limit_is_at_least_one_in_the_schemas_and_the_calls() {
+    // the limit is checked before the model is asked anything
+    let model = ScriptedOpenAi::start(vec![]).await;
+    let client = connect(
+        bridge(Some(&model.base_url()), &["nlq_small"]).await,
+        plain_client(),
+    )
+    .await;
+    let tools = client.list_all_tools().await.expect("tools/list");
+    for name in ["query", "run_sql"] {
+        let tool = tools.iter().find(|t| t.name == name).unwrap();
+        let schema = Value::Object((*tool.input_schema).clone());
+        assert_eq!(
+            schema["properties"]["row_limit"]["minimum"], 1,
+            "{name}: {schema}"
+        );
+    }
+    for (tool, arguments) in [
+        (
+            "run_sql",
+            json!({"database": "nlq_small", "sql": "SELECT 1", "row_limit": 0}),
+        ),
+        (
+            "query",
+            json!({"question": "How many books?", "database": "nlq_small", "row_limit": 0}),
+        ),
+    ] {
+        let result = call(&client, tool, arguments).await;
+        let err = err_structured(&result);
+        assert_eq!(err["code"], "INVALID_ARGUMENT", "{tool}: {err}");
+        assert!(
+            text_of(&result).contains("at least 1"),
+            "{tool}: {}",
+            text_of(&result)
+        );
+    }
+    model.assert_done();
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn a_failed_query_shows_its_attempts_and_database_in_the_text() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer").reply(generate("DELETE FROM public.books")),
+        Step::expect("sql_answer").reply(generate("UPDATE public.books\nSET title = 'x'")),
+        Step::expect("sql_answer").reply(generate("DELETE FROM public.books")),
+    ])
+    .await;
+    let client = connect(
+        bridge(Some(&model.base_url()), &["nlq_small"]).await,
+        plain_client(),
+    )
+    .await;
+    let result = call(
+        &client,
+        "query",
+        json!({"question": "Delete the books", "database": "nlq_small"}),
+    )
+    .await;
+    let err = err_structured(&result);
+    assert_eq!(err["database"], "nlq_small", "{err}");
+    assert_eq!(err["attempts"].as_array().map(Vec::len), Some(3), "{err}");
+    let text = text_of(&result);
+    let first = text.lines().next().unwrap_or("");
+    assert!(first.starts_with("error["), "{text}");
+    assert!(text.contains("\ndatabase: nlq_small\n"), "{text}");
+    assert!(text.contains("Attempts: 3\n"), "{text}");
+    for n in 1..=3 {
+        let outcome = err["attempts"][n - 1]["outcome"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("  attempt {n}: {outcome}\n")),
+            "attempt {n} ({outcome}) missing:\n{text}"
+        );
+    }
+    // the SQL the model tried is its text: inside the fence, line by line
+    let fenced = fenced(&text);
+    assert!(
+        fenced.contains("attempt 2:")
+            && fenced.contains("  SQL:\n      UPDATE public.books\n      SET title = 'x'\n"),
+        "{text}"
+    );
+    assert_eq!(
+        fenced.matches("      DELETE FROM public.books\n").count(),
+        2,
+        "{text}"
+    );
+    model.assert_done();
     client.cancel().await.ok();
 }

@@ -108,6 +108,26 @@ async fn python_sdk_client_uses_every_kind_of_tool() {
         assert_eq!(tool["destructive"], false, "{name}: {tool}");
     }
     assert_eq!(tools["query"]["required"], json!(["question"]));
+    for (name, tool) in tools {
+        assert_eq!(tool["output_schema_type"], "object", "{name}: {tool}");
+    }
+
+    // The SDK validated every successful result against its tool's output schema (it raises
+    // otherwise); the errors were validated through its `validate_tool_result`.
+    for name in ["validate_sql", "describe_schema", "refresh_schema"] {
+        let result = &report[name];
+        assert_eq!(result["is_error"], false, "{name}: {result}");
+        assert_eq!(result["conforms"], true, "{name}: {result}");
+    }
+    let errors = report["errors"].as_object().expect("errors");
+    assert_eq!(errors.len(), 4, "{report}");
+    for (name, result) in errors {
+        assert_eq!(result["is_error"], true, "{name}: {result}");
+        assert_eq!(result["conforms"], true, "{name}: {result}");
+        assert!(result["structured"]["code"].is_string(), "{name}: {result}");
+    }
+    assert_eq!(errors["run_sql"]["structured"]["database"], "nlq_small");
+    assert_eq!(errors["query"]["structured"]["code"], "UNKNOWN_DATABASE");
 
     let listed = &report["list_databases"];
     assert_eq!(listed["is_error"], false, "{listed}");

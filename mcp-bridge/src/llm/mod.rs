@@ -74,7 +74,7 @@ pub struct StructuredRequest {
 }
 
 /// Tokens a reply cost.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TokenUsage {
     pub input: u64,
     pub output: u64,

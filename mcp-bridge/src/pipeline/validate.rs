@@ -20,7 +20,7 @@ pub struct Refusal {
 
 pub enum Outcome {
     Accepted,
-    Refused(Refusal),
+    Refused(Box<Refusal>),
     /// `nlq_validate` could not be asked (connection, cancellation).
     Failed(ToolError),
 }
@@ -67,7 +67,7 @@ impl Refusal {
 pub async fn validate(ctx: &Ctx<'_>, database: &Database, sql: &str) -> Outcome {
     match database.validate(sql, ctx.cancel()).await {
         Ok(report) if report.ok => Outcome::Accepted,
-        Ok(report) => Outcome::Refused(Refusal::new(report)),
+        Ok(report) => Outcome::Refused(Box::new(Refusal::new(report))),
         Err(err) => Outcome::Failed(err),
     }
 }

@@ -7,6 +7,10 @@ run_sql and query, and prints one JSON document with what it saw, for the Rust t
 (tests/python_sdk.rs) to check. With --sampling the client declares the sampling capability
 and answers the bridge's sampling requests itself (the configuration then has no API key), and
 only `query` is called.
+
+The SDK checks the structured content of every successful result against the tool's
+`outputSchema` itself (a result that does not conform raises); the errors are checked too,
+through the SDK's own `validate_tool_result`, and each summary says whether they conform.
 """
 
 import json
@@ -52,6 +56,18 @@ async def answer_sampling(context, params: types.CreateMessageRequestParams):
 SAMPLED: list = []
 
 
+async def call_checked(session: ClientSession, name: str, arguments: dict) -> dict:
+    """Calls a tool; the SDK validates a success against the output schema, this an error."""
+    result = await session.call_tool(name, arguments)
+    summary = result_summary(result)
+    try:
+        await session.validate_tool_result(name, result)
+        summary["conforms"] = True
+    except RuntimeError as e:
+        summary["conforms"] = str(e)
+    return summary
+
+
 async def main(binary: str, config: str, sampling: bool) -> dict:
     server = StdioServerParameters(command=binary, args=["serve", "--config", config])
     out: dict = {}
@@ -70,10 +86,30 @@ async def main(binary: str, config: str, sampling: bool) -> dict:
                     "read_only": tool.annotations.read_only_hint if tool.annotations else None,
                     "destructive": tool.annotations.destructive_hint if tool.annotations else None,
                     "required": tool.input_schema.get("required", []),
+                    "output_schema_type": (tool.output_schema or {}).get("type"),
                 }
                 for tool in tools.tools
             }
             if not sampling:
+                out["errors"] = {
+                    "run_sql": await call_checked(
+                        session, "run_sql", {"database": "nlq_small", "sql": "DELETE FROM books"}
+                    ),
+                    "describe_schema": await call_checked(
+                        session, "describe_schema", {"database": "no_such_db"}
+                    ),
+                    "validate_sql": await call_checked(session, "validate_sql", {"database": "nlq_small"}),
+                    "query": await call_checked(
+                        session, "query", {"question": "How many books?", "database": "no_such_db"}
+                    ),
+                }
+                out["validate_sql"] = await call_checked(
+                    session, "validate_sql", {"database": "nlq_small", "sql": "DELETE FROM books"}
+                )
+                out["describe_schema"] = await call_checked(
+                    session, "describe_schema", {"database": "nlq_small", "filter": "books"}
+                )
+                out["refresh_schema"] = await call_checked(session, "refresh_schema", {"database": "nlq_small"})
                 out["list_databases"] = result_summary(await session.call_tool("list_databases", {}))
                 out["run_sql"] = result_summary(
                     await session.call_tool(
