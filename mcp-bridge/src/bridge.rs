@@ -1010,6 +1010,8 @@ impl Run<'_> {
                         Err(e) => last = Some(e),
                     }
                 }
+                // the OpenAI client checks the reply against the schema itself
+                Err(e @ LlmError::Malformed(_)) => last = Some(e),
                 Err(e) => return Err(e),
             }
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mcp_bridge::llm::openai::OpenAiModel;
 use mcp_bridge::llm::{ChatModel, LlmError, StructuredRequest};
 use mcp_bridge::prompts::{self, GenerateInput, GENERATE_SCHEMA_NAME, VERIFY_SCHEMA_NAME};
-use mcp_bridge::settings::ModelSettings;
+use mcp_bridge::settings::{ModelSettings, StructuredOutput};
 use scripted_openai::{error_body, generate, rate_limited, verdict, Reply, ScriptedOpenAi, Step};
 use serde_json::json;
 
@@ -24,6 +24,7 @@ fn settings(base_url: String) -> ModelSettings {
         reasoning_effort: None,
         request_timeout: Duration::from_secs(10),
         max_retries: 2,
+        structured_output: StructuredOutput::JsonSchema,
     }
 }
 

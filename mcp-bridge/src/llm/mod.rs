@@ -6,6 +6,7 @@
 //! prompts and the parsing of replies live in [`crate::prompts`].
 
 pub mod openai;
+pub mod schema;
 
 use std::time::Duration;
 
