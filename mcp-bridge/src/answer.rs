@@ -210,6 +210,28 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in the order the README lists them (`mcp-bridge/tests/readme.rs` checks the
+    /// README's list against this one, and this one against `as_str`).
+    pub const ALL: [ErrorCode; 17] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::UnknownDatabase,
+        ErrorCode::DatabaseUnavailable,
+        ErrorCode::AmbiguousQuery,
+        ErrorCode::UnsafeSql,
+        ErrorCode::SyntaxError,
+        ErrorCode::ExecutionError,
+        ErrorCode::ExecutionTimeout,
+        ErrorCode::ConnectionError,
+        ErrorCode::NoModel,
+        ErrorCode::LlmError,
+        ErrorCode::AttemptsExhausted,
+        ErrorCode::ResultTooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::ConfigError,
+        ErrorCode::InternalError,
+        ErrorCode::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
