@@ -219,6 +219,7 @@ test-bridge: db-start fixtures bridge-role python-mcp
 	NLQ_TEST_DSN="host=$(NLQ_PGSOCK) port=$(NLQ_PGPORT) user=postgres" \
 	NLQ_TEST_BRIDGE_DSN="host=$(NLQ_PGSOCK) port=$(NLQ_PGPORT) user=nlq_bridge" \
 	NLQ_PYTHON="$(NLQ_VENV)/bin/python" \
+	NLQ_PSQL="$(PG_BIN)/psql" \
 	  cargo test -p mcp-bridge --test '*'
 
 # The least-privilege role the bridge connects as (sql/bridge_role.sql) in each fixture

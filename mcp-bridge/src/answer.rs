@@ -216,7 +216,8 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, in the order the README lists them.
+    /// Every code, in the order the README lists them (`mcp-bridge/tests/readme.rs` checks the
+    /// README's list against this one, and this one against `as_str`).
     pub const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidArgument,
         ErrorCode::UnknownDatabase,

@@ -28,6 +28,42 @@ pub struct ServerSettings {
     pub descriptions: BTreeMap<String, String>,
 }
 
+/// How a model request asks for its JSON reply (`model.structured_output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StructuredOutput {
+    /// `response_format: {type: "json_schema", json_schema: {strict: true, ...}}`: the endpoint
+    /// holds the reply to the schema (OpenAI, recent Azure OpenAI, vLLM's guided decoding).
+    #[default]
+    JsonSchema,
+    /// `response_format: {type: "json_object"}`: any JSON object; the schema is stated in the
+    /// instructions (endpoints without JSON schema support).
+    JsonObject,
+    /// No `response_format`: the schema is stated in the instructions only.
+    None,
+}
+
+impl StructuredOutput {
+    pub const ALL: [StructuredOutput; 3] = [
+        StructuredOutput::JsonSchema,
+        StructuredOutput::JsonObject,
+        StructuredOutput::None,
+    ];
+
+    /// The configuration's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StructuredOutput::JsonSchema => "json_schema",
+            StructuredOutput::JsonObject => "json_object",
+            StructuredOutput::None => "none",
+        }
+    }
+
+    /// The mode spelt `text`, if any.
+    pub fn parse(text: &str) -> Option<StructuredOutput> {
+        Self::ALL.into_iter().find(|m| m.as_str() == text.trim())
+    }
+}
+
 /// The language model.
 #[derive(Clone)]
 pub struct ModelSettings {
@@ -39,6 +75,8 @@ pub struct ModelSettings {
     pub request_timeout: Duration,
     /// Retries of one request on a transient failure (429, 5xx, timeout).
     pub max_retries: u32,
+    /// How requests ask for the JSON reply.
+    pub structured_output: StructuredOutput,
 }
 
 impl std::fmt::Debug for ModelSettings {
@@ -50,6 +88,7 @@ impl std::fmt::Debug for ModelSettings {
             .field("reasoning_effort", &self.reasoning_effort)
             .field("request_timeout", &self.request_timeout)
             .field("max_retries", &self.max_retries)
+            .field("structured_output", &self.structured_output)
             .finish()
     }
 }
@@ -187,6 +226,7 @@ struct RawModel {
     reasoning_effort: Option<String>,
     request_timeout_secs: Option<f64>,
     max_retries: Option<u32>,
+    structured_output: Option<String>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -348,7 +388,8 @@ impl Settings {
     /// Loads the configuration: the file at `path` (or at `$NLQ_CONFIG`; no file at all is
     /// fine when the environment names a database), then the environment overrides:
     /// `OPENAI_API_KEY` (when the file sets no key), `OPENAI_BASE_URL`, `NLQ_MODEL`,
-    /// `NLQ_REASONING_EFFORT`, and `NLQ_DATABASE_URL` (one more server).
+    /// `NLQ_REASONING_EFFORT`, `NLQ_STRUCTURED_OUTPUT`, and `NLQ_DATABASE_URL` (one more
+    /// server).
     pub fn load(path: Option<&std::path::Path>, env: &dyn Env) -> Result<Settings, BridgeError> {
         let path = match path {
             Some(p) => Some(p.to_path_buf()),
@@ -418,6 +459,22 @@ impl Settings {
                 )));
             }
         }
+        let structured_output = match env
+            .var("NLQ_STRUCTURED_OUTPUT")
+            .map(|v| (v, "NLQ_STRUCTURED_OUTPUT"))
+            .or(m.structured_output.map(|v| (v, "model.structured_output")))
+        {
+            None => StructuredOutput::default(),
+            Some((text, name)) => StructuredOutput::parse(&text).ok_or_else(|| {
+                config_error(format!(
+                    "{name} {text:?} is not one of {}: json_schema for endpoints with strict \
+                     JSON schema outputs (OpenAI), json_object or none for the others",
+                    StructuredOutput::ALL
+                        .map(StructuredOutput::as_str)
+                        .join(", ")
+                ))
+            })?,
+        };
         let model = ModelSettings {
             api_key,
             base_url,
@@ -431,6 +488,7 @@ impl Settings {
                 3600.0,
             )?,
             max_retries: in_range(m.max_retries, 2, "model.max_retries", 0, 10)?,
+            structured_output,
         };
 
         let p = raw.pipeline;
@@ -627,7 +685,7 @@ impl Settings {
         let mut out = String::new();
         let m = &self.model;
         out.push_str(&format!(
-            "model: {} at {} (API key: {}; reasoning effort: {}; timeout {:?}; {} retries)\n",
+            "model: {} at {} (API key: {}; reasoning effort: {}; structured output: {}; timeout {:?}; {} retries)\n",
             m.model,
             redact_url_credentials(&m.base_url),
             if m.api_key.is_some() {
@@ -636,6 +694,7 @@ impl Settings {
                 "not set"
             },
             m.reasoning_effort.as_deref().unwrap_or("endpoint default"),
+            m.structured_output.as_str(),
             m.request_timeout,
             m.max_retries
         ));
@@ -903,6 +962,53 @@ mod tests {
         .unwrap();
         assert_eq!(s.servers[0].databases.as_ref().map(Vec::len), Some(3));
         assert_eq!(s.model.reasoning_effort.as_deref(), Some("low"));
+    }
+
+    #[test]
+    fn structured_output_mode() {
+        let s = Settings::from_toml(MINIMAL, "t", &env(&[])).unwrap();
+        assert_eq!(s.model.structured_output, StructuredOutput::JsonSchema);
+        assert!(
+            s.describe().contains("structured output: json_schema"),
+            "{}",
+            s.describe()
+        );
+        for mode in StructuredOutput::ALL {
+            let text = format!(
+                "[model]\nstructured_output = \"{}\"\n{MINIMAL}",
+                mode.as_str()
+            );
+            let s = Settings::from_toml(&text, "t", &env(&[])).unwrap();
+            assert_eq!(s.model.structured_output, mode);
+            assert!(s
+                .describe()
+                .contains(&format!("structured output: {}", mode.as_str())));
+        }
+        // the environment wins over the file, as for the other model settings
+        let text = format!("[model]\nstructured_output = \"none\"\n{MINIMAL}");
+        let s = Settings::from_toml(
+            &text,
+            "t",
+            &env(&[("NLQ_STRUCTURED_OUTPUT", "json_object")]),
+        )
+        .unwrap();
+        assert_eq!(s.model.structured_output, StructuredOutput::JsonObject);
+        let e = err(Settings::from_toml(
+            &format!("[model]\nstructured_output = \"json\"\n{MINIMAL}"),
+            "f",
+            &env(&[]),
+        ));
+        assert!(
+            e.contains("model.structured_output \"json\"")
+                && e.contains("json_schema, json_object, none"),
+            "{e}"
+        );
+        let e = err(Settings::from_toml(
+            MINIMAL,
+            "f",
+            &env(&[("NLQ_STRUCTURED_OUTPUT", "strict")]),
+        ));
+        assert!(e.contains("NLQ_STRUCTURED_OUTPUT \"strict\""), "{e}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use mcp_bridge::llm::openai::OpenAiModel;
 use mcp_bridge::llm::{ChatModel, LlmError, StructuredRequest};
 use mcp_bridge::prompts::{self, GenerateInput};
-use mcp_bridge::settings::ModelSettings;
+use mcp_bridge::settings::{ModelSettings, StructuredOutput};
 use scripted_openai::{Reply, ScriptedOpenAi};
 use serde_json::json;
 
@@ -30,6 +30,7 @@ fn settings(base_url: String) -> ModelSettings {
         reasoning_effort: None,
         request_timeout: Duration::from_secs(3),
         max_retries: 2,
+        structured_output: StructuredOutput::JsonSchema,
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mcp_bridge::llm::openai::OpenAiModel;
 use mcp_bridge::llm::{ChatModel, LlmError, StructuredRequest};
 use mcp_bridge::prompts::{self, GenerateInput, GENERATE_SCHEMA_NAME, VERIFY_SCHEMA_NAME};
-use mcp_bridge::settings::ModelSettings;
+use mcp_bridge::settings::{ModelSettings, StructuredOutput};
 use scripted_openai::{error_body, generate, rate_limited, verdict, Reply, ScriptedOpenAi, Step};
 use serde_json::json;
 
@@ -24,6 +24,7 @@ fn settings(base_url: String) -> ModelSettings {
         reasoning_effort: None,
         request_timeout: Duration::from_secs(10),
         max_retries: 2,
+        structured_output: StructuredOutput::JsonSchema,
     }
 }
 
@@ -399,20 +400,139 @@ async fn a_body_that_is_not_json_is_malformed() {
 }
 
 #[tokio::test]
-async fn malformed_content_is_returned_as_text_for_the_parser() {
+async fn a_reply_that_is_not_the_object_asked_for_is_malformed() {
     let server = ScriptedOpenAi::start(vec![
-        Step::expect(GENERATE_SCHEMA_NAME).reply(Reply::Content("SELECT 1 -- not JSON".into()))
+        Step::expect(GENERATE_SCHEMA_NAME).reply(Reply::Content("SELECT 1 -- not JSON".into())),
+        Step::expect(GENERATE_SCHEMA_NAME).reply(Reply::Json(json!({"sql": "SELECT 1"}))),
     ])
     .await;
     let model = model(&settings(server.base_url()));
     let reply = complete(&model, generate_request("q")).await;
+    assert!(
+        matches!(&reply, Err(LlmError::Malformed(m))
+            if m.contains("expected a JSON object of the schema sql_answer")
+                && m.contains("SELECT 1 -- not JSON")),
+        "{reply:?}"
+    );
+    // an object without the keys the schema requires
+    let reply = complete(&model, generate_request("q")).await;
     server.assert_done();
-    let content = reply.map(|r| r.content).unwrap_or_default();
-    assert_eq!(content, "SELECT 1 -- not JSON");
-    assert!(matches!(
-        prompts::parse_generated(&content),
-        Err(LlmError::Malformed(_))
-    ));
+    assert!(
+        matches!(&reply, Err(LlmError::Malformed(m))
+            if m.contains("does not match the schema sql_answer")
+                && m.contains("\"explanation\" is missing")),
+        "{reply:?}"
+    );
+}
+
+/// The request in each `model.structured_output` mode, and the reply read the same way.
+#[tokio::test]
+async fn each_structured_output_mode_sends_its_format_and_reads_replies_tolerantly() {
+    let answer = json!({"sql": "SELECT 1", "explanation": "one", "assumptions": []});
+    let replies = [
+        Reply::Json(answer.clone()),
+        Reply::Content(format!("```json\n{answer}\n```")),
+        Reply::Content(format!("Here is the query:\n{answer}\nAnything else?")),
+        Reply::Content(format!("<think>first {{\"sql\": 1}}</think>\n{answer}")),
+    ];
+    for mode in StructuredOutput::ALL {
+        let steps = replies
+            .iter()
+            .map(|reply| {
+                let reply = match reply {
+                    Reply::Json(v) => Reply::Json(v.clone()),
+                    Reply::Content(c) => Reply::Content(c.clone()),
+                    _ => unreachable!(),
+                };
+                Step::expect(GENERATE_SCHEMA_NAME)
+                    .check(move |r| {
+                        let format = r.body.get("response_format");
+                        let ok = match mode {
+                            StructuredOutput::JsonSchema => {
+                                format.and_then(|f| f.get("type")) == Some(&json!("json_schema"))
+                            }
+                            StructuredOutput::JsonObject => {
+                                format == Some(&json!({"type": "json_object"}))
+                            }
+                            StructuredOutput::None => format.is_none(),
+                        };
+                        if !ok {
+                            return Err(format!("{}: response_format {format:?}", mode.as_str()));
+                        }
+                        // the schema is in the instructions whatever the mode
+                        let system = r.message("system").unwrap_or_default();
+                        if !system
+                            .contains("\"required\":[\"sql\",\"explanation\",\"assumptions\"]")
+                        {
+                            return Err(format!("{}: no schema in {system}", mode.as_str()));
+                        }
+                        Ok(())
+                    })
+                    .reply(reply)
+            })
+            .collect();
+        let server = ScriptedOpenAi::start_expecting(mode.as_str(), steps).await;
+        let mut settings = settings(server.base_url());
+        settings.structured_output = mode;
+        let model = model(&settings);
+        for _ in &replies {
+            let reply = complete(&model, generate_request("q")).await;
+            let content = match reply {
+                Ok(reply) => reply.content,
+                Err(err) => panic!("{}: {err}", mode.as_str()),
+            };
+            let generated = prompts::parse_generated(&content)
+                .unwrap_or_else(|e| panic!("{}: {e}: {content}", mode.as_str()));
+            assert_eq!(generated.sql, "SELECT 1", "{}", mode.as_str());
+        }
+        server.assert_done();
+    }
+}
+
+#[tokio::test]
+async fn without_json_schema_a_reply_off_the_schema_is_still_malformed() {
+    for mode in [StructuredOutput::JsonObject, StructuredOutput::None] {
+        let server = ScriptedOpenAi::start_expecting(
+            mode.as_str(),
+            vec![
+                // extra key, wrong type: what strict outputs would have prevented
+                Step::expect(VERIFY_SCHEMA_NAME).reply(Reply::Json(
+                    json!({"score": 9, "reasons": "ok", "critique": "", "confidence": "high"}),
+                )),
+                Step::expect(VERIFY_SCHEMA_NAME).reply(Reply::Content(
+                    "```json\n{\"score\": \"nine\", \"reasons\": \"ok\", \"critique\": \"\"}\n```"
+                        .into(),
+                )),
+            ],
+        )
+        .await;
+        let mut settings = settings(server.base_url());
+        settings.structured_output = mode;
+        let model = model(&settings);
+        let request = prompts::verify_request(&prompts::VerifyInput {
+            question: "q",
+            sql: "SELECT 1",
+            explanation: "",
+            columns: &[],
+            row_count: 0,
+            truncated: false,
+            sample_rows: &[],
+            threshold: 7,
+        });
+        for problem in [
+            "unexpected key confidence",
+            "$.score: expected integer, got string",
+        ] {
+            let reply = complete(&model, request.clone()).await;
+            assert!(
+                matches!(&reply, Err(LlmError::Malformed(m))
+                    if m.contains(problem) && m.contains(mode.as_str())),
+                "{}: {reply:?}",
+                mode.as_str()
+            );
+        }
+        server.assert_done();
+    }
 }
 
 #[tokio::test]

@@ -2,10 +2,12 @@
 //! runs against OpenAI (or any OpenAI-compatible endpoint, [`openai`]) and against the MCP
 //! client's own model through sampling (`crate::mcp::sampling`).
 //!
-//! Every request asks for a JSON document of a given JSON schema (structured output); the
-//! prompts and the parsing of replies live in [`crate::prompts`].
+//! Every request asks for a JSON document of a given JSON schema (structured output, in the
+//! `model.structured_output` mode for the OpenAI client; [`schema`] checks replies against it);
+//! the prompts and the parsing of replies live in [`crate::prompts`].
 
 pub mod openai;
+pub mod schema;
 
 use std::time::Duration;
 

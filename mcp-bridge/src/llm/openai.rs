@@ -1,7 +1,11 @@
 //! The OpenAI Chat Completions client (works with any OpenAI-compatible endpoint).
 //!
-//! One request is `POST {base_url}/chat/completions` with the messages and a strict
-//! `json_schema` response format. Transient failures (429, 5xx, connection errors, timeouts)
+//! One request is `POST {base_url}/chat/completions` with the messages and, as
+//! `model.structured_output` says, a strict `json_schema` response format (the default), a
+//! `json_object` one, or none; the schema is always stated in the instructions too. Whatever
+//! the mode, the reply is read tolerantly (the JSON object alone, in a Markdown fence, or in
+//! text) and checked against the schema ([`super::schema`]): a reply that does not match is
+//! [`LlmError::Malformed`]. Transient failures (429, 5xx, connection errors, timeouts)
 //! are retried up to `max_retries` times with a short exponential backoff, honouring
 //! `Retry-After` up to [`MAX_RETRY_AFTER`]; other errors are returned at once with the
 //! endpoint's own message. The API key is only ever put in the `Authorization` header: it is
@@ -16,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ChatModel, LlmError, ModelReply, StructuredRequest, TokenUsage};
-use crate::settings::ModelSettings;
+use crate::settings::{ModelSettings, StructuredOutput};
 
 /// First backoff between attempts; doubled each time.
 const BASE_BACKOFF: Duration = Duration::from_millis(250);
@@ -42,6 +46,7 @@ pub struct OpenAiModel {
     reasoning_effort: Option<String>,
     timeout: Duration,
     max_retries: u32,
+    structured_output: StructuredOutput,
 }
 
 impl std::fmt::Debug for OpenAiModel {
@@ -52,6 +57,7 @@ impl std::fmt::Debug for OpenAiModel {
             .field("reasoning_effort", &self.reasoning_effort)
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
+            .field("structured_output", &self.structured_output)
             .finish_non_exhaustive()
     }
 }
@@ -114,32 +120,63 @@ impl OpenAiModel {
                 .map(str::to_string),
             timeout,
             max_retries: settings.max_retries,
+            structured_output: settings.structured_output,
         })
     }
 
     /// The request body.
     fn body(&self, request: &StructuredRequest) -> Value {
-        let messages: Vec<Value> = request
+        let mut messages: Vec<Value> = request
             .messages
             .iter()
             .map(|m| json!({"role": m.role, "content": m.content}))
             .collect();
+        // Without a json_schema response format the instructions are all the model has: they
+        // must state the schema (the bridge's prompts do; a request that does not gets it).
+        let schema_text = request.schema.to_string();
+        if self.structured_output != StructuredOutput::JsonSchema
+            && !request
+                .messages
+                .iter()
+                .any(|m| m.content.contains(&schema_text))
+        {
+            messages.push(json!({"role": "system", "content": schema_instruction(request)}));
+        }
         let mut body = json!({
             "model": self.model,
             "messages": messages,
-            "response_format": {
+        });
+        let format = match self.structured_output {
+            StructuredOutput::JsonSchema => Some(json!({
                 "type": "json_schema",
                 "json_schema": {
                     "name": request.schema_name,
                     "strict": true,
                     "schema": request.schema,
                 }
+            })),
+            StructuredOutput::JsonObject => Some(json!({"type": "json_object"})),
+            StructuredOutput::None => None,
+        };
+        if let Some(map) = body.as_object_mut() {
+            if let Some(format) = format {
+                map.insert("response_format".into(), format);
             }
-        });
-        if let (Some(effort), Some(map)) = (&self.reasoning_effort, body.as_object_mut()) {
-            map.insert("reasoning_effort".into(), json!(effort));
+            if let Some(effort) = &self.reasoning_effort {
+                map.insert("reasoning_effort".into(), json!(effort));
+            }
         }
         body
+    }
+
+    /// The request, then its reply read as the JSON object the schema describes.
+    async fn send_checked(&self, request: StructuredRequest) -> Result<ModelReply, LlmError> {
+        let name = request.schema_name;
+        let schema = request.schema.clone();
+        let mut reply = self.send(request).await?;
+        reply.content = read_reply(&reply.content, name, &schema, self.structured_output)
+            .map_err(|e| self.redact_error(e))?;
+        Ok(reply)
     }
 
     /// Sends the request, retrying transient failures.
@@ -350,8 +387,44 @@ impl ChatModel for OpenAiModel {
     }
 
     fn complete(&self, request: StructuredRequest) -> BoxFuture<'_, Result<ModelReply, LlmError>> {
-        Box::pin(self.send(request))
+        Box::pin(self.send_checked(request))
     }
+}
+
+/// What the model is told when the request carries no JSON schema response format and its
+/// messages do not state the schema.
+fn schema_instruction(request: &StructuredRequest) -> String {
+    format!(
+        "Reply with only a JSON object, with no Markdown fence and no text before or after it. \
+         It must match this JSON schema (named {}):\n{}",
+        request.schema_name, request.schema
+    )
+}
+
+/// The reply's JSON object, checked against `schema`, as compact JSON text: the object alone,
+/// in a Markdown fence or in text (the first one that matches), whatever `mode` asked for.
+pub fn read_reply(
+    content: &str,
+    name: &str,
+    schema: &Value,
+    mode: StructuredOutput,
+) -> Result<String, LlmError> {
+    let matches = |v: &Value| super::schema::check(v, schema).is_ok();
+    let Some(object) = crate::prompts::find_object(content, &matches) else {
+        return Err(LlmError::Malformed(format!(
+            "expected a JSON object of the schema {name} (model.structured_output = {}), got {:?}",
+            mode.as_str(),
+            shorten(&content.chars().take(120).collect::<String>())
+        )));
+    };
+    super::schema::check(&object, schema).map_err(|problem| {
+        LlmError::Malformed(format!(
+            "the JSON object does not match the schema {name} (model.structured_output = {}): \
+             {problem}",
+            mode.as_str()
+        ))
+    })?;
+    Ok(object.to_string())
 }
 
 /// A failed exchange and whether it is worth another try.
@@ -578,6 +651,7 @@ mod tests {
             reasoning_effort: Some("low".into()),
             request_timeout: Duration::from_secs(5),
             max_retries: 2,
+            structured_output: StructuredOutput::JsonSchema,
         }
     }
 
@@ -614,6 +688,95 @@ mod tests {
                 "reasoning_effort": "low"
             })
         );
+    }
+
+    fn request_stating(schema_in_prompt: bool) -> StructuredRequest {
+        let schema = json!({"type": "object", "properties": {"sql": {"type": "string"}},
+                            "required": ["sql"], "additionalProperties": false});
+        let system = if schema_in_prompt {
+            format!("Reply with JSON matching {schema}")
+        } else {
+            "s".to_string()
+        };
+        StructuredRequest {
+            task: Task::Generate,
+            messages: vec![Message::system(system), Message::user("u")],
+            schema_name: "sql_answer",
+            schema,
+        }
+    }
+
+    #[test]
+    fn builds_the_body_in_each_structured_output_mode() {
+        let mut s = settings(Some("sk-test"));
+        s.reasoning_effort = None;
+        s.structured_output = StructuredOutput::JsonObject;
+        let body = OpenAiModel::new(&s).unwrap().body(&request_stating(true));
+        assert_eq!(body["response_format"], json!({"type": "json_object"}));
+        assert_eq!(body["messages"].as_array().map(Vec::len), Some(2));
+        s.structured_output = StructuredOutput::None;
+        let body = OpenAiModel::new(&s).unwrap().body(&request_stating(true));
+        assert!(body.get("response_format").is_none(), "{body}");
+        assert_eq!(body["messages"].as_array().map(Vec::len), Some(2));
+        // instructions that do not state the schema get it, in both modes
+        for mode in [StructuredOutput::JsonObject, StructuredOutput::None] {
+            s.structured_output = mode;
+            let request = request_stating(false);
+            let body = OpenAiModel::new(&s).unwrap().body(&request);
+            let messages = body["messages"].as_array().unwrap();
+            assert_eq!(messages.len(), 3);
+            assert_eq!(messages[2]["role"], "system");
+            let text = messages[2]["content"].as_str().unwrap();
+            assert!(text.contains(&request.schema.to_string()), "{text}");
+            assert!(
+                text.contains("JSON object") && text.contains("sql_answer"),
+                "{text}"
+            );
+        }
+        // with json_schema the endpoint has the schema: nothing added
+        s.structured_output = StructuredOutput::JsonSchema;
+        let body = OpenAiModel::new(&s).unwrap().body(&request_stating(false));
+        assert_eq!(body["messages"].as_array().map(Vec::len), Some(2));
+        assert_eq!(body["response_format"]["type"], "json_schema");
+    }
+
+    #[test]
+    fn replies_are_read_tolerantly_and_checked_against_the_schema() {
+        let request = request_stating(true);
+        for mode in StructuredOutput::ALL {
+            for content in [
+                "{\"sql\": \"SELECT 1\"}",
+                "```json\n{\"sql\": \"SELECT 1\"}\n```",
+                "Sure. {\"sql\": \"SELECT 1\"}",
+                "<think>{\"sql\": 1}</think>{\"sql\": \"SELECT 1\"}",
+            ] {
+                assert_eq!(
+                    read_reply(content, "sql_answer", &request.schema, mode).ok(),
+                    Some("{\"sql\":\"SELECT 1\"}".to_string()),
+                    "{content}"
+                );
+            }
+            for (content, problem) in [
+                (
+                    "SELECT 1",
+                    "expected a JSON object of the schema sql_answer",
+                ),
+                ("{\"query\": \"SELECT 1\"}", "the key \"sql\" is missing"),
+                ("{\"sql\": \"SELECT 1\", \"x\": 1}", "unexpected key x"),
+                (
+                    "{\"sql\": [\"SELECT 1\"]}",
+                    "$.sql: expected string, got array",
+                ),
+            ] {
+                match read_reply(content, "sql_answer", &request.schema, mode) {
+                    Err(LlmError::Malformed(m)) => {
+                        assert!(m.contains(problem), "{content}: {m}");
+                        assert!(m.contains(mode.as_str()), "{m}");
+                    }
+                    other => panic!("{content}: {other:?}"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub async fn verify(
                 Err(LlmError::Malformed(m)) => last = m,
                 Err(e) => return Outcome::Failed(e.into()),
             },
+            // the OpenAI client checks the reply against the schema itself
+            Err(LlmError::Malformed(m)) => last = m,
             Err(e) => return Outcome::Failed(e.into()),
         }
     }

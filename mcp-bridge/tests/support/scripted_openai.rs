@@ -3,7 +3,9 @@
 //!
 //! Started by the test on `127.0.0.1:0`. Every request is checked (POST
 //! `/v1/chat/completions`, a bearer token, a model, a strict `json_schema` response format with
-//! a schema, messages) and recorded; then it is answered by the next scripted [`Step`] (which
+//! a schema — or, for a server started with [`ScriptedOpenAi::start_expecting`], the
+//! `json_object` format or none, with the schema stated in the messages — messages) and
+//! recorded; then it is answered by the next scripted [`Step`] (which
 //! may check more: the schema name, substrings of the messages, a closure) or by a responder
 //! closure. A failed check is answered with HTTP 500 and the reason, and is remembered so that
 //! [`ScriptedOpenAi::assert_done`] panics with it.
@@ -28,7 +30,8 @@ use serde_json::{json, Value};
 pub struct Recorded {
     /// The JSON body (`Value::Null` when it was not JSON).
     pub body: Value,
-    /// `response_format.json_schema.name`, or "" when missing.
+    /// `response_format.json_schema.name`; without one, the name the messages give the schema
+    /// they state ("... JSON schema (named NAME)"); else "".
     pub schema_name: String,
     /// Every message's content, joined with newlines.
     pub messages_text: String,
@@ -189,6 +192,9 @@ struct Inner {
     consumed: usize,
     /// A hostile endpoint: any request (any method and path) goes to the responder unchecked.
     hostile: bool,
+    /// The `model.structured_output` requests must use: "json_schema" (also when empty),
+    /// "json_object" or "none".
+    format: String,
 }
 
 /// The running server; stopped when dropped.
@@ -203,6 +209,17 @@ impl ScriptedOpenAi {
     pub async fn start(steps: Vec<Step>) -> ScriptedOpenAi {
         let inner = Inner {
             steps: steps.into(),
+            ..Inner::default()
+        };
+        Self::serve(inner).await
+    }
+
+    /// A server that answers with `steps`, in order, and expects requests made with
+    /// `model.structured_output = format` ("json_schema", "json_object", "none").
+    pub async fn start_expecting(format: &str, steps: Vec<Step>) -> ScriptedOpenAi {
+        let inner = Inner {
+            steps: steps.into(),
+            format: format.to_string(),
             ..Inner::default()
         };
         Self::serve(inner).await
@@ -314,7 +331,7 @@ fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 }
 
 /// The default checks every request must pass.
-fn default_checks(method: &Method, uri: &Uri, recorded: &Recorded) -> Vec<String> {
+fn default_checks(method: &Method, uri: &Uri, recorded: &Recorded, format: &str) -> Vec<String> {
     let mut problems = Vec::new();
     if method != Method::POST {
         problems.push(format!("method {method}, expected POST"));
@@ -341,22 +358,39 @@ fn default_checks(method: &Method, uri: &Uri, recorded: &Recorded) -> Vec<String
     if body["model"].as_str().is_none_or(str::is_empty) {
         problems.push("no model".into());
     }
-    let format = &body["response_format"];
-    if format["type"] != "json_schema" {
-        problems.push(format!(
-            "response_format.type is {}, expected \"json_schema\"",
-            format["type"]
-        ));
-    }
-    let schema = &format["json_schema"];
-    if schema["strict"] != true {
-        problems.push("response_format.json_schema.strict is not true".into());
-    }
-    if !schema["schema"].is_object() {
-        problems.push("response_format.json_schema.schema is not an object".into());
-    }
-    if schema["name"].as_str().is_none_or(str::is_empty) {
-        problems.push("response_format.json_schema.name is missing".into());
+    let response_format = &body["response_format"];
+    match format {
+        "json_object" | "none" => {
+            let expected = (format == "json_object").then(|| json!({"type": "json_object"}));
+            if body.get("response_format") != expected.as_ref() {
+                problems.push(format!(
+                    "response_format is {response_format}, expected {expected:?} for {format}"
+                ));
+            }
+            if recorded.schema_name.is_empty() {
+                problems.push(format!(
+                    "with {format}, the messages do not state the reply's JSON schema"
+                ));
+            }
+        }
+        _ => {
+            if response_format["type"] != "json_schema" {
+                problems.push(format!(
+                    "response_format.type is {}, expected \"json_schema\"",
+                    response_format["type"]
+                ));
+            }
+            let schema = &response_format["json_schema"];
+            if schema["strict"] != true {
+                problems.push("response_format.json_schema.strict is not true".into());
+            }
+            if !schema["schema"].is_object() {
+                problems.push("response_format.json_schema.schema is not an object".into());
+            }
+            if schema["name"].as_str().is_none_or(str::is_empty) {
+                problems.push("response_format.json_schema.name is missing".into());
+            }
+        }
     }
     match body["messages"].as_array() {
         Some(messages) if !messages.is_empty() => {
@@ -389,11 +423,16 @@ async fn handle(
                 .join("\n")
         })
         .unwrap_or_default();
+    let stated_name = messages_text
+        .split_once("JSON schema (named ")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(name, _)| name.to_string());
     let recorded = Recorded {
         schema_name: body["response_format"]["json_schema"]["name"]
             .as_str()
-            .unwrap_or_default()
-            .to_string(),
+            .map(str::to_string)
+            .or(stated_name)
+            .unwrap_or_default(),
         messages_text,
         authorization: headers
             .get(axum::http::header::AUTHORIZATION)
@@ -416,7 +455,7 @@ async fn handle(
         let problems = if guard.hostile {
             Vec::new()
         } else {
-            default_checks(&method, &uri, &recorded)
+            default_checks(&method, &uri, &recorded, &guard.format)
         };
         if !problems.is_empty() {
             let reason = format!("request {number}: {}", problems.join("; "));
