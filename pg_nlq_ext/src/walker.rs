@@ -1,5 +1,8 @@
 //! Walks over parse trees for the validator.
 //!
+//! One piece past 600 lines: the walks share one visitor state ([`Touched`]) and one recursion
+//! budget, and split apart they would pass both around.
+//!
 //! - [`raw_check`]: the raw statement, before analysis, for precise early refusals: not a
 //!   query, `SELECT INTO`, `FOR UPDATE`/`FOR SHARE`, a data-modifying `WITH` at any depth.
 //! - [`Touched::walk_query`]: the analysed and rewritten query — views expanded, row-level
