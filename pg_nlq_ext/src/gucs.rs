@@ -341,7 +341,7 @@ fn define_policy_gucs() {
         c"Most rows nlq_run() returns, whatever row_limit asks for.",
         c"The executor stops at the limit; the result says it was truncated.",
         &MAX_ROWS,
-        0,
+        1,
         i32::MAX,
         GucContext::Suset,
         GucFlags::default(),

@@ -420,8 +420,8 @@ fn internal(context: &'static str) -> ! {
 /// The runtime hook is told which columns each range table entry really reads
 /// ([`crate::hooks::vet`]), so it agrees with this verdict on the query's own plan.
 fn describe(touched: &Touched, policies: &Policies, report: &mut Report) {
-    for (code, message) in &touched.violations {
-        report.refuse(*code, message.clone());
+    for (code, message, facts) in &touched.violations {
+        report.refuse_with(*code, message.clone(), facts.clone());
     }
     let lists = report.want_lists;
     let access = !policies.access.is_empty();

@@ -56,6 +56,8 @@ SELECT pg_temp.try_snapshot(NULL, NULL);
 -- a row limit is at least 1: 0 is refused, not an empty result marked truncated
 SELECT pg_temp.try('SELECT 1', 0);
 SELECT (nlq_run('SELECT 1', 1) - 'elapsed_ms') AS one_row;
+-- ... and so is the DBA's cap
+SET pg_nlq.max_rows = 0;
 
 -- truncation says which cap cut the rows, and its value; exactly the limit is not truncated
 SELECT r->'row_count' AS n, r->'truncated' AS truncated, r->'truncated_reason' AS reason,
@@ -101,6 +103,9 @@ SELECT pg_temp.try('SELECT secret FROM nlqc.t');
 RESET pg_nlq.denied_columns;
 SELECT v->>'code' AS code, v->'function' AS function FROM nlq_validate('SELECT pg_sleep(1)') v;
 SELECT pg_temp.try('SELECT pg_sleep(1)');
+-- a type input function called with a type that is not a constant
+SELECT v->>'code' AS code, v->'function' AS function
+FROM nlq_validate('SELECT array_in(''{1}'', t.oid, -1) FROM pg_catalog.pg_type t LIMIT 1') v;
 -- ... and by the caller's privileges: PERMISSION_DENIED names the relation or function
 CREATE ROLE nlqc_reader;
 GRANT USAGE ON SCHEMA nlqc TO nlqc_reader;
