@@ -13,37 +13,24 @@ CREATE TABLE nlqc.t (id int PRIMARY KEY, note text, secret text);
 INSERT INTO nlqc.t SELECT g, 'note ' || g, 's' || g FROM generate_series(1, 10) g;
 CREATE TABLE nlqc.hidden (id int);
 ANALYZE nlqc.t;
--- SQLSTATE | DETAIL | message of the error nlq_run() raises
-CREATE FUNCTION pg_temp.try(sql text, row_limit int DEFAULT 100) RETURNS text LANGUAGE plpgsql AS $$
+-- SQLSTATE | DETAIL | message of the error a statement raises
+CREATE FUNCTION pg_temp.raised(stmt text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE state text; detail text; msg text;
 BEGIN
-  PERFORM nlq_run(sql, row_limit);
+  EXECUTE stmt;
   RETURN 'no error';
 EXCEPTION WHEN OTHERS THEN
   GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, detail = PG_EXCEPTION_DETAIL, msg = MESSAGE_TEXT;
   RETURN state || ' | ' || coalesce(detail, '-') || ' | ' || msg;
 END $$;
--- the DETAIL alone
-CREATE FUNCTION pg_temp.detail(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE detail text;
-BEGIN
-  PERFORM nlq_run(sql);
-  RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
-  RETURN detail;
-END $$;
--- the same for nlq_schema_snapshot()
+CREATE FUNCTION pg_temp.try(sql text, row_limit int DEFAULT 100) RETURNS text LANGUAGE sql AS
+$$ SELECT pg_temp.raised(format('SELECT nlq_run(%L, %L::int)', sql, row_limit)) $$;
 CREATE FUNCTION pg_temp.try_snapshot(schemas text[], include_stats bool DEFAULT true) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE state text; detail text; msg text;
-BEGIN
-  PERFORM nlq_schema_snapshot(schemas, include_stats);
-  RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, detail = PG_EXCEPTION_DETAIL, msg = MESSAGE_TEXT;
-  RETURN state || ' | ' || coalesce(detail, '-') || ' | ' || msg;
-END $$;
+LANGUAGE sql AS
+$$ SELECT pg_temp.raised(format('SELECT nlq_schema_snapshot(%L::text[], %L::bool)', schemas, include_stats)) $$;
+-- the DETAIL alone
+CREATE FUNCTION pg_temp.detail(sql text) RETURNS text LANGUAGE sql AS
+$$ SELECT split_part(pg_temp.try(sql), ' | ', 2) $$;
 
 -- argument errors: INVALID_ARGUMENT, then the argument, at the head of DETAIL
 SELECT pg_temp.try(NULL);
