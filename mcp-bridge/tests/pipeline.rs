@@ -726,7 +726,8 @@ async fn a_model_failure_after_a_run_returns_the_best_attempt_flagged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_in_the_run_stage_is_recorded_as_a_timeout() {
     let db = "nlq_bridge_run_timeout";
-    scratch_db(db, "").await;
+    // a relation the role sees: a database with none is not asked questions
+    scratch_db(db, "CREATE TABLE public.t (id int)").await;
     pg("postgres")
         .await
         .batch_execute(&format!(

@@ -143,7 +143,12 @@ impl ServerHandler for NlqServer {
             .list_databases()
             .await
             .into_iter()
-            .filter(|db| db.status == crate::registry::Status::Ready)
+            .filter(|db| {
+                matches!(
+                    db.status,
+                    crate::registry::Status::Ready | crate::registry::Status::Empty
+                )
+            })
             .map(|db| {
                 let description = match &db.description {
                     Some(d) => format!("Schema of database {} ({d})", db.name),

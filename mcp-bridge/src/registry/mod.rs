@@ -350,7 +350,8 @@ impl Registry {
         err
     }
 
-    /// The database a caller names, or the only usable one.
+    /// The database a caller names, or the only usable one (for the SQL tools: an `empty`
+    /// database counts; questions are routed among [`Registry::ready`] instead).
     pub fn lookup(&self, name: Option<&str>) -> Result<Arc<Database>, ToolError> {
         let all = self.all();
         match name.map(str::trim).filter(|n| !n.is_empty()) {
@@ -373,10 +374,9 @@ impl Registry {
             None => {
                 let usable: Vec<_> = all
                     .iter()
-                    .filter(|d| match d.ready() {
-                        Some(cached) => !cached.is_empty(),
-                        None => d.needs_retry(),
-                    })
+                    // an `empty` database counts here: SQL that reads no table runs there
+                    // (questions are routed by `ready()`, which leaves it out)
+                    .filter(|d| d.ready().is_some() || d.needs_retry())
                     .collect();
                 match usable.as_slice() {
                     [one] => Ok((*one).clone()),
