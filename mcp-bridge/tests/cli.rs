@@ -281,3 +281,202 @@ async fn ask_prints_a_readable_answer() {
     assert_eq!(v["columns"][0]["name"], "n");
     assert_eq!(v["row_count"], 1);
 }
+
+/// A server nothing listens on, with its databases listed (no discovery): for what the command
+/// line says before any database answers.
+const NOWHERE: &str =
+    "[database]\nconnect_timeout_secs = 1\nstartup_timeout_secs = 1\n[[servers]]\nname = \"nowhere\"\nurl = \"host=127.0.0.1 port=1 user=x dbname=postgres\"\ndatabases = [\"a\"]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_follow_one_rule_at_the_parser() {
+    let c = Config::new("limits", NOWHERE);
+    let path = c.path();
+    let cfg = path.to_str().unwrap();
+    for (command, rest) in [("run", "SELECT 1"), ("ask", "how many books?")] {
+        for bad in ["0", "-1"] {
+            let out = bridge(&[command, "--config", cfg, "--limit", bad, rest], &[]).await;
+            let (stdout, stderr) = text(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command} --limit {bad}: {stderr}"
+            );
+            assert!(stdout.is_empty(), "{stdout}");
+            assert!(
+                stderr.contains("--limit")
+                    && stderr.contains("at least 1")
+                    && stderr.contains("pipeline.max_row_limit"),
+                "{command} --limit {bad}: {stderr}"
+            );
+            // not clap's advice to write `-- -1`, which would make it the question
+            assert!(!stderr.contains("-- -1"), "{stderr}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_too_long_question_names_the_setting_and_its_length() {
+    let c = Config::new(
+        "long",
+        &format!("[pipeline]\nmax_question_chars = 10\n{NOWHERE}"),
+    );
+    let out = bridge(
+        &[
+            "ask",
+            "--config",
+            c.path().to_str().unwrap(),
+            "how many books are there?",
+        ],
+        &[("OPENAI_API_KEY", SECRET)],
+    )
+    .await;
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("error[INVALID_ARGUMENT]"), "{stderr}");
+    assert!(
+        stderr.contains("pipeline.max_question_chars") && stderr.contains("25 characters"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_reports_every_problem_in_one_run() {
+    let c = Config::new(
+        "every",
+        &format!(
+            "[modle]\nmodel = \"x\"\n[pipeline]\nmax_attempt = 2\nverify_threshold = 11\n\
+             [http]\nmax_sessions = 0\n{}",
+            server("databases = [\"nlq_small\"]\nurl_typo = 1")
+        ),
+    );
+    let out = bridge(
+        &["check-config", "--config", c.path().to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    for needle in [
+        "ERROR",
+        "unknown key modle",
+        "did you mean model?",
+        "unknown key pipeline.max_attempt: did you mean max_attempts?",
+        "unknown key servers[0].url_typo",
+        "pipeline.verify_threshold = 11 is out of range",
+        "http.max_sessions = 0 is out of range",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "{needle:?} in:\n{stdout}\n{stderr}"
+        );
+    }
+    // and the servers and databases are still checked
+    assert!(stdout.contains("ok    nlq_small: pg_nlq"), "{stdout}");
+    assert!(stdout.contains("5 problem(s) to fix"), "{stdout}");
+
+    // other commands refuse such a file, saying every problem too
+    let out = bridge(
+        &["run", "--config", c.path().to_str().unwrap(), "SELECT 1"],
+        &[],
+    )
+    .await;
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("5 problems in the configuration")
+            && stderr.contains("modle")
+            && stderr.contains("url_typo"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_warns_of_a_database_the_role_sees_nothing_in() {
+    drop_db("nlq_cli_empty").await;
+    pg("postgres")
+        .await
+        .batch_execute("CREATE DATABASE nlq_cli_empty")
+        .await
+        .unwrap();
+    pg("nlq_cli_empty")
+        .await
+        .batch_execute(
+            "SET client_min_messages = warning; CREATE EXTENSION pg_nlq; \
+             CREATE TABLE hidden (id int)",
+        )
+        .await
+        .unwrap();
+    let c = Config::new(
+        "empty",
+        &server("databases = [\"nlq_small\", \"nlq_cli_empty\"]"),
+    );
+    let out = bridge(
+        &["check-config", "--config", c.path().to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let (stdout, _) = text(&out);
+    // --db checks that database only
+    let only = bridge(
+        &[
+            "check-config",
+            "--config",
+            c.path().to_str().unwrap(),
+            "--db",
+            "nlq_cli_empty",
+        ],
+        &[],
+    )
+    .await;
+    let (only_stdout, only_stderr) = text(&only);
+    drop_db("nlq_cli_empty").await;
+    assert!(
+        stdout.contains("warn  nlq_cli_empty: the role nlq_bridge sees no relations: grant it"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("ok    nlq_cli_empty"), "{stdout}");
+    assert!(stdout.contains("ok    nlq_small: pg_nlq"), "{stdout}");
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        !only_stdout.contains("nlq_small"),
+        "{only_stdout}\n{only_stderr}"
+    );
+    assert!(
+        only_stdout.contains("no usable database"),
+        "a database with nothing visible is not usable: {only_stdout}"
+    );
+    assert!(!only.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_points_at_a_syntax_error_and_names_the_cli_flags() {
+    let c = Config::new("caret", &server("databases = [\"nlq_small\"]"));
+    let path = c.path();
+    let cfg = path.to_str().unwrap();
+    let sql = "SELECT title,\nFROM public.books";
+    let out = bridge(&["run", "--config", cfg, sql], &[]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stderr.contains("error[SYNTAX_ERROR]"), "{stderr}");
+    assert_eq!(
+        stderr.matches("SYNTAX_ERROR").count(),
+        1,
+        "the code is said once: {stderr}"
+    );
+    assert!(
+        stderr.contains("at character 15:\n  FROM public.books\n  ^\n"),
+        "{stderr}"
+    );
+
+    // several databases and no --db: the message names the flag, not the MCP field
+    let c = Config::new("two", &server("databases = [\"nlq_small\", \"nlq_large\"]"));
+    let out = bridge(
+        &["run", "--config", c.path().to_str().unwrap(), "SELECT 1"],
+        &[],
+    )
+    .await;
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("say which one with `--db`"), "{stderr}");
+    assert!(!stderr.contains("`database`"), "{stderr}");
+}
