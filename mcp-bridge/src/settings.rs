@@ -326,28 +326,57 @@ pub fn expand_vars(text: &str, env: &dyn Env, what: &str) -> Result<String, Brid
     Ok(out)
 }
 
+/// Expands `${VAR}` in every string under `value`; a string that cannot be expanded is
+/// recorded and left out (removed from its table or array), never used as written.
 fn expand_value(value: &mut toml::Value, env: &dyn Env, path: &str, problems: &mut Vec<String>) {
     match value {
-        toml::Value::String(s) => match expand_vars(s, env, path) {
-            Ok(expanded) => *s = expanded,
-            Err(e) => problems.push(e.to_string()),
-        },
         toml::Value::Array(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                expand_value(item, env, &format!("{path}[{i}]"), problems);
-            }
+            let mut i = 0usize;
+            items.retain_mut(|item| {
+                let kept = expand_item(item, env, &format!("{path}[{i}]"), problems);
+                i += 1;
+                kept
+            });
         }
-        toml::Value::Table(table) => {
-            for (key, item) in table.iter_mut() {
-                let sub = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                expand_value(item, env, &sub, problems);
-            }
-        }
+        toml::Value::Table(table) => expand_table(table, env, path, problems),
         _ => {}
+    }
+}
+
+/// [`expand_value`] of one table's values.
+fn expand_table(table: &mut toml::Table, env: &dyn Env, path: &str, problems: &mut Vec<String>) {
+    table.retain(|key, item| {
+        let sub = if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        };
+        expand_item(item, env, &sub, problems)
+    });
+}
+
+/// Whether `item` stays: false for a string whose expansion failed.
+fn expand_item(
+    item: &mut toml::Value,
+    env: &dyn Env,
+    path: &str,
+    problems: &mut Vec<String>,
+) -> bool {
+    match item {
+        toml::Value::String(s) => match expand_vars(s, env, path) {
+            Ok(expanded) => {
+                *s = expanded;
+                true
+            }
+            Err(e) => {
+                problems.push(e.to_string());
+                false
+            }
+        },
+        other => {
+            expand_value(other, env, path, problems);
+            true
+        }
     }
 }
 
@@ -622,9 +651,7 @@ impl Settings {
             config_error(format!("{origin} is not valid TOML: {}", e.message()))
         })?;
         let mut problems = Vec::new();
-        for (key, value) in table.iter_mut() {
-            expand_value(value, env, key, &mut problems);
-        }
+        expand_table(&mut table, env, "", &mut problems);
         unknown_keys(&mut table, origin, &mut problems);
         let raw = RawConfig {
             model: section(&mut table, "model", origin, &mut problems),
@@ -1062,6 +1089,10 @@ mod tests {
             e.contains("${MY_KEY}") && e.contains("model.api_key"),
             "{e}"
         );
+        // the value that could not be expanded is not used as written
+        let loaded = Settings::from_toml_all(text, "t", &env(&[("H", "/run")])).unwrap();
+        assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.problems);
+        assert!(loaded.settings.model.api_key.is_none());
     }
 
     #[test]

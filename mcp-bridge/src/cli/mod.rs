@@ -7,14 +7,16 @@ use mcp_bridge::error::BridgeError;
 
 /// The rule for a row limit, as every surface states it.
 pub const LIMIT_RULE: &str =
-    "a number of rows: at least 1, at most pipeline.max_row_limit (10000 unless configured)";
+    "a row limit is at least 1 and at most pipeline.max_row_limit (10000 unless configured)";
 
 /// `--limit N`: a whole number of at least 1 (the upper bound, `pipeline.max_row_limit`, is
 /// the configuration's and checked once it is read, by the pipeline).
 pub fn parse_limit(text: &str) -> Result<u32, String> {
     match text.trim().parse::<i64>() {
-        Ok(n) if n >= 1 => u32::try_from(n).map_err(|_| format!("{n} is too large: {LIMIT_RULE}")),
-        Ok(n) => Err(format!("{n} rows cannot be asked for: {LIMIT_RULE}")),
+        Ok(n) if n >= 1 => {
+            u32::try_from(n).map_err(|_| format!("{n} is too many rows: {LIMIT_RULE}"))
+        }
+        Ok(n) => Err(format!("{n} is too few rows: {LIMIT_RULE}")),
         Err(_) => Err(format!("{text:?} is not a whole number: {LIMIT_RULE}")),
     }
 }
