@@ -488,3 +488,45 @@ async fn run_points_at_a_syntax_error_and_names_the_cli_flags() {
     assert!(stderr.contains("say which one with `--db`"), "{stderr}");
     assert!(!stderr.contains("`database`"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_takes_config_and_db() {
+    let c = Config::new("grammar", NOWHERE);
+    let path = c.path();
+    let cfg = path.to_str().unwrap();
+    // --db narrows serve and check-config to one database of the configuration: one it does
+    // not have is refused before anything is served, naming the ones it has
+    for command in [vec!["serve"], vec!["check-config"], vec!["snapshot"]] {
+        let mut args = command.clone();
+        args.extend(["--config", cfg, "--db", "nosuch"]);
+        let out = bridge(&args, &[]).await;
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(
+                "error[UNKNOWN_DATABASE]: there is no database \"nosuch\"; the bridge knows: a"
+            ),
+            "{args:?}: {stderr}"
+        );
+    }
+    for command in [
+        "serve",
+        "ask",
+        "run",
+        "check-config",
+        "snapshot",
+        "context",
+        "eval",
+    ] {
+        let out = bridge(&[command, "--help"], &[]).await;
+        let (help, _) = text(&out);
+        assert!(
+            help.contains("--config <PATH>") && help.contains("--db <NAME>"),
+            "{command}: {help}"
+        );
+    }
+    // the one meaning of NLQ_DATABASE_URL, in --help
+    let out = bridge(&["--help"], &[]).await;
+    let (help, _) = text(&out);
+    assert!(help.contains("NLQ_DATABASE_URL names a server"), "{help}");
+}
