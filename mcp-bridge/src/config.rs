@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::conninfo::TlsMode;
 use crate::error::{describe_pg_error, BridgeError};
-use crate::tls::TlsMode;
 
 /// Environment variable naming a server (its databases are discovered) when no configuration
 /// file names one; the same meaning for every command.
@@ -66,7 +66,7 @@ impl DatabaseConfig {
                  \"host=localhost dbname=shop\" or \"postgres://localhost/shop\""
             )));
         }
-        let options = crate::tls::extract_options(dsn);
+        let options = crate::conninfo::extract_options(dsn);
         let (tls, root_cert) =
             TlsMode::resolve(options.sslmode.as_deref(), options.sslrootcert.as_deref()).map_err(
                 |e| {
@@ -159,8 +159,6 @@ impl DatabaseConfig {
     }
 }
 
-const REDACTED: &str = crate::redact::REDACTED;
-
 /// The connection string with every password replaced by `***`: the `password` keyword of a
 /// key/value string, or the password of a URL's user information (any scheme, so that a
 /// mistyped `postgress://` or a `jdbc:postgresql://` is redacted too) and its `password`
@@ -168,22 +166,6 @@ const REDACTED: &str = crate::redact::REDACTED;
 /// [`crate::redact`].
 pub fn redact_dsn(dsn: &str) -> String {
     crate::redact::redact_dsn(dsn)
-}
-
-/// `key = value ...` with every `password` value replaced by `***`; malformed text after the
-/// last pair is not echoed ([`crate::conninfo::pairs`]).
-pub(crate) fn redact_conninfo(dsn: &str) -> String {
-    use crate::conninfo::Token;
-    let mut out: Vec<String> = Vec::new();
-    for token in crate::conninfo::pairs(dsn) {
-        match token {
-            Token::Pair(p) if p.key == "password" => out.push(format!("{}={REDACTED}", p.key)),
-            Token::Pair(p) => out.push(format!("{}={}", p.key, p.raw)),
-            Token::NotAPair { word } => out.push(format!("{word} ...")),
-            Token::Unterminated { key } => out.push(format!("{key}=...")),
-        }
-    }
-    out.join(" ")
 }
 
 #[cfg(test)]

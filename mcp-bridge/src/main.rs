@@ -464,7 +464,9 @@ async fn snapshot(args: SnapshotArgs) -> Result<String, BridgeError> {
         document.push('\n');
         Ok(document)
     } else {
-        Ok(Snapshot::from_json(&document)?.summary())
+        Ok(mcp_bridge::render::summary::summary(&Snapshot::from_json(
+            &document,
+        )?))
     }
 }
 

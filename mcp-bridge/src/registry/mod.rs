@@ -24,6 +24,8 @@ use crate::settings::{DatabaseSettings, ServerSettings, Settings};
 pub enum Status {
     /// Its schema is loaded; questions can be asked.
     Ready,
+    /// Its schema is loaded, but the role sees no relation in it: kept out of routing.
+    Empty,
     /// Its schema is being loaded.
     Loading,
     /// It could not be reached or its schema could not be loaded; retried in the background.
@@ -38,6 +40,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Ready => "ready",
+            Status::Empty => "empty",
             Status::Loading => "loading",
             Status::Unavailable => "unavailable",
             Status::ExtensionMissing => "extension_missing",
@@ -247,11 +250,13 @@ impl Registry {
         self.databases.read().map(|g| g.clone()).unwrap_or_default()
     }
 
-    /// The databases whose schema is loaded, with it.
+    /// The databases whose schema is loaded and shows the role something, with it: those a
+    /// question can be routed to.
     pub fn ready(&self) -> Vec<(Arc<Database>, Arc<Cached>)> {
         self.all()
             .iter()
             .filter_map(|d| d.ready().map(|c| (d.clone(), c)))
+            .filter(|(_, c)| !c.is_empty())
             .collect()
     }
 
@@ -368,7 +373,10 @@ impl Registry {
             None => {
                 let usable: Vec<_> = all
                     .iter()
-                    .filter(|d| d.ready().is_some() || d.needs_retry())
+                    .filter(|d| match d.ready() {
+                        Some(cached) => !cached.is_empty(),
+                        None => d.needs_retry(),
+                    })
                     .collect();
                 match usable.as_slice() {
                     [one] => Ok((*one).clone()),
