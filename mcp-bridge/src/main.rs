@@ -318,6 +318,8 @@ where
             }
         }
         Err(err) => {
+            // the command line's words: its flags where the message names MCP fields
+            let err = cli::cli_error(err);
             if json {
                 if let Ok(s) = serde_json::to_string_pretty(&err) {
                     let _ = print(&mcp_bridge::redact::redact(&(s + "\n")));
@@ -327,7 +329,7 @@ where
             // database, then the detail and the attempts fenced), naming the CLI's flags
             eprintln!(
                 "{}",
-                mcp_bridge::redact::redact(&mcp_bridge::mcp::error_text(&cli::cli_error(err)))
+                mcp_bridge::redact::redact(&mcp_bridge::mcp::error_text(&err))
             );
             ExitCode::FAILURE
         }

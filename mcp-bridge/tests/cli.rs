@@ -487,6 +487,27 @@ async fn run_points_at_a_syntax_error_and_names_the_cli_flags() {
     assert!(!out.status.success());
     assert!(stderr.contains("say which one with `--db`"), "{stderr}");
     assert!(!stderr.contains("`database`"), "{stderr}");
+    // in --json too: the error object is the MCP one, its message the command line's
+    let out = bridge(
+        &[
+            "run",
+            "--config",
+            c.path().to_str().unwrap(),
+            "--json",
+            "SELECT 1",
+        ],
+        &[],
+    )
+    .await;
+    let (stdout, _) = text(&out);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["code"], "INVALID_ARGUMENT", "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(message.contains("`--db`"), "{message}");
+    assert_eq!(
+        v["candidates"],
+        serde_json::json!(["nlq_small", "nlq_large"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
