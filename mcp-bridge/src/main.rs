@@ -66,7 +66,8 @@ struct ContextArgs {
     /// chosen and the token counts against the whole schema's
     #[arg(long, conflicts_with = "json")]
     explain: bool,
-    /// Let the model help choose (not implemented yet: refused)
+    /// Let the configured model choose the tables when the lexical evidence is weak (one
+    /// cheap call, as the pipeline makes); needs a model (OPENAI_API_KEY)
     #[arg(long)]
     with_model: bool,
 }
@@ -329,17 +330,33 @@ async fn snapshot(args: SnapshotArgs) -> Result<String, BridgeError> {
 }
 
 async fn context(args: ContextArgs) -> Result<String, BridgeError> {
-    if args.with_model {
-        return Err(BridgeError::Config(
-            "context --with-model is not implemented yet: the context stage shown is the \
-             lexical one, which makes no model call; run without --with-model"
-                .into(),
-        ));
-    }
     let settings = load_settings(&args.config)?;
+    let model = if args.with_model {
+        if settings.model.api_key.is_none() {
+            return Err(BridgeError::Config(
+                "context --with-model needs a model: set OPENAI_API_KEY (or model.api_key in \
+                 the configuration file; model.base_url for any OpenAI-compatible endpoint), \
+                 or run without --with-model for the lexical context"
+                    .into(),
+            ));
+        }
+        Some(
+            mcp_bridge::llm::openai::OpenAiModel::new(&settings.model)
+                .map_err(|e| BridgeError::Config(e.to_string()))?,
+        )
+    } else {
+        None
+    };
     let loaded = mcp_bridge::eval::offline::load(&settings, None).await?;
     let estate = mcp_bridge::eval::offline::Estate::new(&loaded, &settings);
-    let report = estate.context(&args.question, args.db.as_deref(), &settings)?;
+    let report = match &model {
+        Some(model) => {
+            estate
+                .context_with_model(&args.question, args.db.as_deref(), &settings, model)
+                .await?
+        }
+        None => estate.context(&args.question, args.db.as_deref(), &settings)?,
+    };
     if args.json {
         serde_json::to_string_pretty(&report)
             .map(|s| s + "\n")

@@ -260,6 +260,7 @@ struct RawContext {
     max_tokens: Option<usize>,
     whole_schema_when_it_fits: Option<bool>,
     widen_factor: Option<f64>,
+    model_selection: Option<bool>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -592,6 +593,7 @@ impl Settings {
             )?,
             whole_schema_when_it_fits: c.whole_schema_when_it_fits.unwrap_or(true),
             widen_factor: in_range(c.widen_factor, 2.0, "context.widen_factor", 1.0, 10.0)?,
+            model_selection: c.model_selection.unwrap_or(true),
         };
         let h = raw.http;
         let defaults = HttpSettings::default();
@@ -952,6 +954,7 @@ mod tests {
         assert_eq!(s.context.max_tokens, 4000);
         assert!(s.context.whole_schema_when_it_fits);
         assert_eq!(s.context.widen_factor, 2.0);
+        assert!(s.context.model_selection);
         // the example documents the defaults
         assert_eq!(s.http, HttpSettings::default());
         let s = Settings::from_toml(

@@ -56,6 +56,12 @@ pub struct CaseResult {
     pub routing: Vec<crate::linking::route::Candidate>,
     /// Milliseconds of linking (context stage) for this question.
     pub link_ms: f64,
+    /// Why the lexical evidence was weak (the pipeline would ask the model to choose tables).
+    #[serde(default)]
+    pub weakness: Option<crate::linking::select::Weakness>,
+    /// The best lexical match's strength.
+    #[serde(default)]
+    pub strength: Option<f64>,
 }
 
 /// Figures for one group of results.
@@ -78,6 +84,10 @@ pub struct Group {
     pub mean_schema_tokens: f64,
     /// Share of the cases routing chose the right database for outright, no database named.
     pub routing_accuracy: f64,
+    /// Cases whose lexical evidence was weak: the pipeline would ask the model to choose
+    /// tables (one cheap call) before generating.
+    #[serde(default)]
+    pub weak: usize,
 }
 
 /// Routing over all cases of a language.
@@ -152,6 +162,7 @@ fn group(database: &str, level: &str, language: &str, results: &[&CaseResult]) -
             .filter(|r| r.routed.as_deref() == Some(r.database.as_str()))
             .count() as f64
             / n,
+        weak: results.iter().filter(|r| r.weakness.is_some()).count(),
     }
 }
 
@@ -209,7 +220,10 @@ impl Report {
             "# Evaluation, offline part (no model)\n\nBudget {} schema tokens ({}); {} results; \
              linking {:.3} ms per question on average. Recall is strict: a case counts only when \
              every relation its expected SQL reads (as `nlq_validate` reports) is in the context; \
-             cases whose gold the bridge role cannot see are excluded from it and counted apart.\n",
+             cases whose gold the bridge role cannot see are excluded from it and counted apart. \
+             \"Weak evidence\" counts the questions whose lexical evidence is weak while the whole \
+             schema does not fit: the pipeline asks the model to choose their tables (recall here \
+             is without that step).\n",
             self.budget,
             self.encoding,
             self.results.len(),
@@ -217,12 +231,12 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| database | level | lang | cases | excluded | strict recall | median schema | median prompt | mean prompt | p95 prompt | routing |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "| database | level | lang | cases | excluded | strict recall | median schema | median prompt | mean prompt | p95 prompt | routing | weak evidence |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for g in &self.groups {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {:.3} | {} | {} | {:.0} | {} | {:.3} |",
+                "| {} | {} | {} | {} | {} | {:.3} | {} | {} | {:.0} | {} | {:.3} | {} |",
                 g.database,
                 g.level,
                 g.language,
@@ -233,7 +247,8 @@ impl Report {
                 g.median_prompt_tokens,
                 g.mean_prompt_tokens,
                 g.p95_prompt_tokens,
-                g.routing_accuracy
+                g.routing_accuracy,
+                g.weak
             );
         }
         let _ = writeln!(
@@ -414,6 +429,8 @@ pub async fn run_offline(
             routed_top: routing.candidates.first().map(|c| c.database.clone()),
             routing: routing.candidates,
             link_ms,
+            weakness: context.weakness,
+            strength: context.strength,
         });
         write_report(&report_path, &report)?;
         bar.inc(1);

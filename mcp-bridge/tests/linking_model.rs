@@ -1,0 +1,195 @@
+//! Model-assisted table selection in the context stage (issue 13 item 2) end to end, against
+//! the fixture cluster with the scripted OpenAI-compatible server standing in for the model:
+//! a question whose lexical evidence is weak (here Chinese over `nlq_large`'s English names,
+//! whose whole schema does not fit the 4,000-token budget) gets one `table_selection` call
+//! showing a catalogue; the names it returns that the catalogue holds reach the generation
+//! prompt's schema context, the others are ignored; its tokens count and its time is the
+//! context stage's. A strong English question makes no such call; a failed call leaves the
+//! context lexical; `context.model_selection = false` turns it off. Run through
+//! `make test-bridge` (NLQ_TEST_DSN, NLQ_TEST_BRIDGE_DSN).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "support/scripted_openai.rs"]
+mod scripted_openai;
+
+use common::{config_toml_with, settings_from, start};
+use mcp_bridge::answer::{QueryRequest, Stage};
+use scripted_openai::{generate, verdict, Recorded, Reply, ScriptedOpenAi, Step};
+use serde_json::json;
+
+const HEADCOUNT_ZH: &str = "各部门现在各有多少人？";
+const HEADCOUNT_EN: &str = "What is the current headcount of each department?";
+const HEADCOUNT_SQL: &str = "SELECT d.name, count(*) AS headcount FROM hr.employees e \
+                             JOIN hr.departments d ON d.dept_id = e.dept_id \
+                             WHERE e.termination_date IS NULL GROUP BY d.name \
+                             ORDER BY headcount DESC, d.name";
+
+fn ask_large(question: &str) -> QueryRequest {
+    QueryRequest {
+        question: question.into(),
+        database: Some("nlq_large".into()),
+        ..QueryRequest::default()
+    }
+}
+
+/// The schema context block of a generation request.
+fn schema_context(r: &Recorded) -> String {
+    let text = &r.messages_text;
+    let start = text.find("<schema_context>").unwrap_or(0);
+    let end = text.find("</schema_context>").unwrap_or(text.len());
+    text[start..end].to_string()
+}
+
+/// The scripted server's token count of a request (`prompt_tokens`).
+fn prompt_tokens(r: &Recorded) -> u64 {
+    r.messages_text.chars().count() as u64 / 4 + 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chinese_question_gets_the_tables_the_model_chooses() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("table_selection")
+            .containing(HEADCOUNT_ZH)
+            .containing("<schema_catalogue>")
+            .containing("schema hr")
+            .containing("hr.departments")
+            .check(|r| {
+                // the catalogue is what the bridge role may see: no denied relation
+                if r.messages_text.contains("hr.salaries") {
+                    return Err("the catalogue names hr.salaries".into());
+                }
+                Ok(())
+            })
+            .reply(Reply::Json(json!({
+                "tables": ["hr.departments", "HR.Employees", "hr.no_such_table",
+                           "pg_catalog.pg_authid"],
+                "reason": "headcount per department"
+            }))),
+        Step::expect("sql_answer")
+            .containing(HEADCOUNT_ZH)
+            .check(|r| {
+                let context = schema_context(r);
+                for wanted in ["hr.departments", "hr.employees"] {
+                    if !context.contains(wanted) {
+                        return Err(format!("{wanted} not in the schema context"));
+                    }
+                }
+                for unwanted in ["no_such_table", "pg_authid"] {
+                    if context.contains(unwanted) {
+                        return Err(format!("{unwanted} reached the schema context"));
+                    }
+                }
+                Ok(())
+            })
+            .reply(generate(HEADCOUNT_SQL)),
+        Step::expect("result_verdict").reply(verdict(9, "headcount per department")),
+    ])
+    .await;
+    let bridge = start(settings_from(&config_toml_with(
+        Some(&model.base_url()),
+        &["nlq_large"],
+        "",
+    )))
+    .await;
+    let answer = bridge
+        .query(ask_large(HEADCOUNT_ZH), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    model.assert_done();
+    assert_eq!(answer.sql, HEADCOUNT_SQL);
+    assert_eq!(answer.confidence, Some(9));
+    // the selection call's tokens count with the others'
+    let requests = model.requests();
+    assert_eq!(requests.len(), 3);
+    let input: u64 = requests.iter().map(prompt_tokens).sum();
+    assert_eq!(answer.tokens.input, input, "{:?}", answer.tokens);
+    // and its time is the context stage's: one context run, before generation
+    let context = answer
+        .timings
+        .iter()
+        .find(|t| t.stage == Stage::Context)
+        .expect("context timed");
+    assert_eq!(context.runs, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strong_lexical_evidence_needs_no_selection_call() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer")
+            .containing(HEADCOUNT_EN)
+            .check(|r| {
+                let context = schema_context(r);
+                if context.contains("hr.departments") && context.contains("hr.employees") {
+                    Ok(())
+                } else {
+                    Err("hr.departments or hr.employees missing from the context".into())
+                }
+            })
+            .reply(generate(HEADCOUNT_SQL)),
+        Step::expect("result_verdict").reply(verdict(9, "ok")),
+    ])
+    .await;
+    let bridge = start(settings_from(&config_toml_with(
+        Some(&model.base_url()),
+        &["nlq_large"],
+        "",
+    )))
+    .await;
+    let answer = bridge
+        .query(ask_large(HEADCOUNT_EN), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    model.assert_done();
+    assert_eq!(answer.sql, HEADCOUNT_SQL);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_selection_leaves_the_context_lexical() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("table_selection").reply(Reply::Status(
+            500,
+            scripted_openai::error_body("the server is on fire", "server_error"),
+        )),
+        Step::expect("sql_answer")
+            .containing(HEADCOUNT_ZH)
+            .containing("<schema_context>")
+            .reply(generate(HEADCOUNT_SQL)),
+        Step::expect("result_verdict").reply(verdict(8, "ok")),
+    ])
+    .await;
+    let bridge = start(settings_from(&config_toml_with(
+        Some(&model.base_url()),
+        &["nlq_large"],
+        "",
+    )))
+    .await;
+    let answer = bridge
+        .query(ask_large(HEADCOUNT_ZH), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    model.assert_done();
+    assert_eq!(answer.sql, HEADCOUNT_SQL);
+    assert_eq!(answer.attempts.len(), 1, "{:?}", answer.attempts);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_selection_can_be_turned_off() {
+    let model = ScriptedOpenAi::start(vec![
+        Step::expect("sql_answer").reply(generate(HEADCOUNT_SQL)),
+        Step::expect("result_verdict").reply(verdict(9, "ok")),
+    ])
+    .await;
+    let bridge = start(settings_from(&config_toml_with(
+        Some(&model.base_url()),
+        &["nlq_large"],
+        "[context]\nmodel_selection = false\n",
+    )))
+    .await;
+    bridge
+        .query(ask_large(HEADCOUNT_ZH), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    model.assert_done();
+}
