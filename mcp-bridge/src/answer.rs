@@ -70,10 +70,47 @@ pub struct RunResult {
     pub rows: Vec<Vec<serde_json::Value>>,
     pub row_count: u64,
     pub truncated: bool,
+    /// Which cap cut the rows: `row_limit` (the limit asked for), `max_rows` (the DBA's
+    /// `pg_nlq.max_rows`), `max_result_bytes` (the DBA's byte cap).
     #[serde(default)]
     pub truncated_reason: Option<String>,
+    /// That cap's value (rows, or bytes for `max_result_bytes`).
+    #[serde(default)]
+    pub truncated_limit: Option<u64>,
     #[serde(default)]
     pub elapsed_ms: f64,
+}
+
+/// What a truncated result says: which cap cut it, its value, that more rows exist, and how
+/// to get more where that is possible. `None` when the result is whole.
+pub fn truncation_note(
+    truncated: bool,
+    reason: Option<&str>,
+    limit: Option<u64>,
+) -> Option<String> {
+    if !truncated {
+        return None;
+    }
+    let at = |unit: &str| limit.map(|n| format!(" at {n} {unit}")).unwrap_or_default();
+    Some(match reason {
+        Some("row_limit") => format!(
+            "more rows exist: cut{} by the row limit asked for; ask for more rows (up to the \
+             bridge's pipeline.max_row_limit), or for an aggregate",
+            at("rows")
+        ),
+        Some("max_rows") => format!(
+            "more rows exist: cut{}, the most the database administrator allows \
+             (pg_nlq.max_rows); ask for an aggregate or a narrower question",
+            at("rows")
+        ),
+        Some("max_result_bytes") => format!(
+            "more rows exist: cut{}, the administrator's cap on a result's size \
+             (pg_nlq.max_result_bytes); select fewer or narrower columns",
+            at("bytes of rows")
+        ),
+        Some(other) => format!("more rows exist: cut by {}", crate::text::collapse(other)),
+        None => "more rows exist".to_string(),
+    })
 }
 
 /// What `nlq_validate` returned.
@@ -94,6 +131,51 @@ pub struct Validation {
     pub estimated_cost: Option<f64>,
     #[serde(default)]
     pub estimated_rows: Option<f64>,
+    /// For `COST_LIMIT_EXCEEDED`: the administrator's limit on the cost (`pg_nlq.max_cost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost: Option<f64>,
+    /// For `COST_LIMIT_EXCEEDED`: the limit on the row estimate (`pg_nlq.max_rows_estimate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows_estimate: Option<f64>,
+    /// What is restricted (`FORBIDDEN_*`, `PERMISSION_DENIED`), schema-qualified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// The SQLSTATE of the error PostgreSQL raised, when the refusal came from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqlstate: Option<String>,
+}
+
+impl Validation {
+    /// What a refusal concerns, in the bridge's words: the restricted object, or the estimate
+    /// against the limit. Empty when the report names nothing.
+    pub fn facts(&self) -> String {
+        let mut facts = Vec::new();
+        for (what, name) in [
+            ("relation", &self.relation),
+            ("column", &self.column),
+            ("function", &self.function),
+        ] {
+            if let Some(name) = name {
+                facts.push(format!("{what} {}", crate::untrusted::shown_name(name)));
+            }
+        }
+        if let (Some(estimate), Some(limit)) = (self.estimated_cost, self.max_cost) {
+            facts.push(format!(
+                "estimated cost {estimate:.0}, over the limit of {limit:.0} (pg_nlq.max_cost)"
+            ));
+        }
+        if let (Some(estimate), Some(limit)) = (self.estimated_rows, self.max_rows_estimate) {
+            facts.push(format!(
+                "estimated {estimate:.0} rows, over the limit of {limit:.0} \
+                 (pg_nlq.max_rows_estimate)"
+            ));
+        }
+        facts.join("; ")
+    }
 }
 
 /// A pipeline stage, as named in timings and logs.
@@ -169,9 +251,12 @@ pub struct Answer {
     pub columns: Option<Vec<ResultColumn>>,
     /// Present in `result` and `both` mode.
     pub rows: Option<Vec<Vec<serde_json::Value>>>,
+    /// Rows returned (not the total: when `truncated`, more exist).
     pub row_count: Option<u64>,
     pub truncated: bool,
+    /// Which cap cut the rows (see [`RunResult::truncated_reason`]) and its value.
     pub truncated_reason: Option<String>,
+    pub truncated_limit: Option<u64>,
     /// The verifier's score (0–10); `None` when verification did not run.
     pub confidence: Option<u8>,
     /// True when the attempts ran out and this is the best one, below the threshold.
@@ -383,5 +468,43 @@ impl From<LlmError> for ToolError {
             LlmError::NotConfigured(_) | LlmError::Timeout(_) | LlmError::Cancelled => tool,
             _ => tool.with_detail(err.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod truncation_and_facts {
+    use super::*;
+
+    #[test]
+    fn truncation_says_which_cap_its_value_and_what_to_do() {
+        assert_eq!(truncation_note(false, Some("max_rows"), Some(50)), None);
+        let note = truncation_note(true, Some("max_rows"), Some(50)).unwrap_or_default();
+        assert!(note.contains("more rows exist"), "{note}");
+        assert!(note.contains("at 50 rows"), "{note}");
+        assert!(note.contains("pg_nlq.max_rows"), "{note}");
+        let note = truncation_note(true, Some("row_limit"), Some(5)).unwrap_or_default();
+        assert!(note.contains("row limit asked for"), "{note}");
+        let note = truncation_note(true, Some("max_result_bytes"), Some(1024)).unwrap_or_default();
+        assert!(note.contains("1024 bytes"), "{note}");
+        assert!(note.contains("fewer or narrower columns"), "{note}");
+    }
+
+    #[test]
+    fn refusals_name_what_and_the_figures() {
+        let report: Validation = serde_json::from_str(
+            r#"{"ok": false, "code": "COST_LIMIT_EXCEEDED", "message": "too costly",
+                "estimated_cost": 12345.6, "max_cost": 1000}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            report.facts(),
+            "estimated cost 12346, over the limit of 1000 (pg_nlq.max_cost)"
+        );
+        let report: Validation = serde_json::from_str(
+            r#"{"ok": false, "code": "FORBIDDEN_RELATION", "message": "denied",
+                "relation": "hr.salaries"}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.facts(), "relation hr.salaries");
     }
 }

@@ -19,7 +19,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::catalog;
-use crate::codes::Code;
+use crate::codes::{Code, Facts, Restricted};
 use crate::error::NlqError;
 use crate::policy::{FunctionInfo, FunctionPolicy};
 
@@ -136,15 +136,13 @@ fn check(policy: &FunctionPolicy, oid: pg_sys::Oid) {
         volatility: f.volatility,
     };
     if let Some(reason) = policy.refusal(&info) {
-        REFUSED.with(|r| {
-            r.borrow_mut()
-                .push(catalog::qualified(&[&f.schema, &f.name]))
-        });
+        let name = catalog::qualified(&[&f.schema, &f.name]);
+        REFUSED.with(|r| r.borrow_mut().push(name.clone()));
         NlqError::Refused {
             code: Code::ForbiddenFunction,
             message: format!("{reason} (checked when it was called)"),
             sqlstate: PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            detail: None,
+            detail: Some(Facts::restricted(Restricted::Function(name)).to_json_text()),
             hint: None,
         }
         .raise();

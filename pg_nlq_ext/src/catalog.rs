@@ -31,9 +31,14 @@ pub fn relation_name(relid: pg_sys::Oid) -> Option<(String, String)> {
     }
 }
 
-/// Name of attribute `attnum` of `relid`, unless it is dropped or missing.
-pub fn attribute_name(relid: pg_sys::Oid, attnum: i16) -> Option<String> {
-    // SAFETY: the syscache tuple is released before returning.
+/// `f` of the `pg_attribute` row of attribute `attnum` of `relid`; `None` if there is none.
+fn with_attribute<R>(
+    relid: pg_sys::Oid,
+    attnum: i16,
+    f: impl FnOnce(&pg_sys::FormData_pg_attribute) -> R,
+) -> Option<R> {
+    // SAFETY: the syscache tuple is released before returning; `f` sees the row only while
+    // it is pinned.
     unsafe {
         let tuple = pg_sys::SearchSysCache2(
             pg_sys::SysCacheIdentifier::ATTNUM as i32,
@@ -43,71 +48,53 @@ pub fn attribute_name(relid: pg_sys::Oid, attnum: i16) -> Option<String> {
         if tuple.is_null() {
             return None;
         }
-        let form = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_attribute>(tuple);
-        let name = if form.attisdropped {
-            None
-        } else {
-            crate::encoding::from_server_cstr(form.attname.data.as_ptr())
-        };
+        let out = f(&*pg_sys::heap_tuple_get_struct::<
+            pg_sys::FormData_pg_attribute,
+        >(tuple));
         pg_sys::ReleaseSysCache(tuple);
-        name
+        Some(out)
+    }
+}
+
+/// Name of a live attribute; `None` for a dropped one.
+fn live_name(form: &pg_sys::FormData_pg_attribute) -> Option<String> {
+    if form.attisdropped {
+        None
+    } else {
+        // SAFETY: attname is a NUL-terminated name in the server encoding.
+        unsafe { crate::encoding::from_server_cstr(form.attname.data.as_ptr()) }
+    }
+}
+
+/// Name of attribute `attnum` of `relid`, unless it is dropped or missing.
+pub fn attribute_name(relid: pg_sys::Oid, attnum: i16) -> Option<String> {
+    with_attribute(relid, attnum, live_name).flatten()
+}
+
+/// `f` of every user attribute of `relid` in order, up to the last one.
+fn each_attribute(relid: pg_sys::Oid, mut f: impl FnMut(&pg_sys::FormData_pg_attribute)) {
+    for attnum in 1..=pg_sys::MaxHeapAttributeNumber as i16 {
+        if with_attribute(relid, attnum, &mut f).is_none() {
+            break;
+        }
     }
 }
 
 /// The types of every live user column of a relation (a composite type's fields), in order.
 pub fn attribute_types(relid: pg_sys::Oid) -> Vec<pg_sys::Oid> {
     let mut types = Vec::new();
-    for attnum in 1..=pg_sys::MaxHeapAttributeNumber as i16 {
-        // SAFETY: the syscache tuple is released before the next lookup.
-        unsafe {
-            let tuple = pg_sys::SearchSysCache2(
-                pg_sys::SysCacheIdentifier::ATTNUM as i32,
-                pg_sys::Datum::from(relid),
-                pg_sys::Datum::from(attnum),
-            );
-            if tuple.is_null() {
-                break;
-            }
-            let form = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_attribute>(tuple);
-            if !form.attisdropped {
-                types.push(form.atttypid);
-            }
-            pg_sys::ReleaseSysCache(tuple);
+    each_attribute(relid, |form| {
+        if !form.attisdropped {
+            types.push(form.atttypid);
         }
-    }
+    });
     types
 }
 
 /// Every live user column of a relation, in order.
 pub fn all_columns(relid: pg_sys::Oid) -> Vec<String> {
     let mut columns = Vec::new();
-    let mut attnum: i16 = 1;
-    loop {
-        // SAFETY: syscache lookup; NULL past the last attribute.
-        let exists = unsafe {
-            let tuple = pg_sys::SearchSysCache2(
-                pg_sys::SysCacheIdentifier::ATTNUM as i32,
-                pg_sys::Datum::from(relid),
-                pg_sys::Datum::from(attnum),
-            );
-            if tuple.is_null() {
-                false
-            } else {
-                pg_sys::ReleaseSysCache(tuple);
-                true
-            }
-        };
-        if !exists {
-            break;
-        }
-        if let Some(name) = attribute_name(relid, attnum) {
-            columns.push(name);
-        }
-        attnum = match attnum.checked_add(1) {
-            Some(n) => n,
-            None => break,
-        };
-    }
+    each_attribute(relid, |form| columns.extend(live_name(form)));
     columns
 }
 
@@ -133,29 +120,6 @@ pub unsafe fn attnums(bitmap: *const pg_sys::Bitmapset) -> Vec<i16> {
     out
 }
 
-/// Names of the columns in a `selectedCols` bitmap, a whole-row reference expanded to every
-/// column (system columns such as `ctid` by their names).
-///
-/// # Safety
-/// `bitmap` must be NULL or a valid `Bitmapset`.
-pub unsafe fn selected_columns(
-    relid: pg_sys::Oid,
-    bitmap: *const pg_sys::Bitmapset,
-) -> Vec<String> {
-    let mut names = Vec::new();
-    // SAFETY: guaranteed by the caller.
-    for attnum in unsafe { attnums(bitmap) } {
-        if attnum == 0 {
-            names.extend(all_columns(relid));
-        } else if let Some(name) = attribute_name(relid, attnum) {
-            names.push(name);
-        }
-    }
-    names.sort();
-    names.dedup();
-    names
-}
-
 /// What the policy needs to know about a function, or `None` if it no longer exists.
 pub fn function(oid: pg_sys::Oid) -> Option<Function> {
     // SAFETY: syscache lookups; NULL or 0 for a missing function.
@@ -175,7 +139,7 @@ pub fn function(oid: pg_sys::Oid) -> Option<Function> {
 /// A name quoted as SQL needs it (`quote_ident`), keywords included.
 pub fn quote(name: &str) -> String {
     let Ok(c) = std::ffi::CString::new(crate::encoding::to_server(name)) else {
-        return crate::policy::quote_ident(name);
+        return crate::patterns::quote_ident(name);
     };
     // SAFETY: quote_identifier returns its argument or a palloc'd quoted copy, in the server
     // encoding like its argument.

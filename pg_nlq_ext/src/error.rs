@@ -10,10 +10,13 @@ use crate::codes::Code;
 pub enum NlqError {
     #[error("{0} must not be NULL")]
     NullArgument(&'static str),
+    #[error("an element of {0} must not be NULL")]
+    NullElement(&'static str),
     #[error("schema does not exist: {0}")]
     UnknownSchema(String),
-    #[error("{0} must have the same length")]
-    ArrayLengthMismatch(&'static str),
+    /// Arrays passed together whose lengths differ; the first argument names them.
+    #[error("{} must have the same length", and_list(.0))]
+    ArrayLengthMismatch(&'static [&'static str]),
     #[error("{context} failed")]
     Internal {
         context: &'static str,
@@ -30,37 +33,65 @@ pub enum NlqError {
         detail: Option<String>,
         hint: Option<String>,
     },
-    #[error("{0}")]
-    InvalidArgument(String),
+    /// Another wrong value of argument `argument`.
+    #[error("{message}")]
+    InvalidArgument {
+        argument: &'static str,
+        message: String,
+    },
+}
+
+/// `a, b and c`.
+fn and_list(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
 }
 
 impl NlqError {
     fn sqlstate(&self) -> PgSqlErrorCode {
         match self {
-            NlqError::NullArgument(_) => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            NlqError::NullArgument(_) | NlqError::NullElement(_) => {
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED
+            }
             // 3F000, the code PostgreSQL itself uses for an unknown schema
             NlqError::UnknownSchema(_) => PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
-            NlqError::ArrayLengthMismatch(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            NlqError::ArrayLengthMismatch(_) | NlqError::InvalidArgument { .. } => {
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+            }
             NlqError::Internal { .. } => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             NlqError::Refused { sqlstate, .. } => *sqlstate,
-            NlqError::InvalidArgument(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        }
+    }
+
+    /// The argument an argument error is about.
+    fn argument(&self) -> Option<&'static str> {
+        match self {
+            NlqError::NullArgument(name) | NlqError::NullElement(name) => Some(name),
+            NlqError::UnknownSchema(_) => Some("schemas"),
+            NlqError::ArrayLengthMismatch(names) => names.first().copied(),
+            NlqError::InvalidArgument { argument, .. } => Some(argument),
+            NlqError::Internal { .. } | NlqError::Refused { .. } => None,
         }
     }
 
     /// The code that opens the DETAIL of every error pg_nlq raises.
     pub fn code(&self) -> Code {
         match self {
-            NlqError::NullArgument(_)
-            | NlqError::UnknownSchema(_)
-            | NlqError::ArrayLengthMismatch(_)
-            | NlqError::InvalidArgument(_) => Code::InvalidArgument,
             NlqError::Internal { .. } => Code::InternalError,
             NlqError::Refused { code, .. } => *code,
+            _ => Code::InvalidArgument,
         }
     }
 
+    /// `CODE`, then what the error names: for an argument error the argument, as
+    /// `INVALID_ARGUMENT: {"argument": "row_limit"}`; for a refusal its own detail.
     fn detail(&self) -> String {
         let code = self.code().as_str();
+        if let Some(argument) = self.argument() {
+            return format!("{code}: {}", serde_json::json!({ "argument": argument }));
+        }
         match self {
             // what failed inside pg_nlq is for the server log, not the client
             NlqError::Internal { .. } => format!("{code}: see the server log"),
@@ -135,4 +166,51 @@ pub fn entry<R>(body: impl FnOnce() -> R) -> R {
     pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(body))
         .catch_others(|caught| reraise(caught))
         .execute()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_read_as_prose() {
+        let e = NlqError::ArrayLengthMismatch(&["relids", "attnums", "inherited", "with_values"]);
+        assert_eq!(
+            e.to_string(),
+            "relids, attnums, inherited and with_values must have the same length"
+        );
+    }
+
+    #[test]
+    fn argument_errors_name_their_argument_after_the_code() {
+        let errors = [
+            (NlqError::NullArgument("sql"), "sql"),
+            (NlqError::NullElement("schemas"), "schemas"),
+            (NlqError::UnknownSchema("nope".into()), "schemas"),
+            (
+                NlqError::ArrayLengthMismatch(&["relids", "attnums"]),
+                "relids",
+            ),
+            (
+                NlqError::InvalidArgument {
+                    argument: "row_limit",
+                    message: "row_limit must be at least 1 (got 0)".into(),
+                },
+                "row_limit",
+            ),
+        ];
+        for (error, argument) in errors {
+            let detail = error.detail();
+            assert_eq!(
+                Code::from_detail(&detail),
+                Some(Code::InvalidArgument),
+                "{detail}"
+            );
+            assert_eq!(error.code(), Code::InvalidArgument);
+            assert_eq!(
+                detail,
+                format!("INVALID_ARGUMENT: {{\"argument\":\"{argument}\"}}")
+            );
+        }
+    }
 }

@@ -9,6 +9,9 @@
 -- leaves it as it was. Statistics, row estimates and sizes are deliberately not part of it:
 -- they drift all the time and a client should not reload for them.
 --
+-- The UNION ALL arms below repeat one shape on purpose, one per catalog: declarative, each
+-- arm names its catalog, key and join.
+--
 -- Known limits: TRUNCATE, VACUUM FULL and CLUSTER give a table a new file and so a new pg_class
 -- row version: the fingerprint changes although the snapshot does not (one needless reload).
 -- A transaction that changes a catalog row it created itself (CREATE TABLE then GRANT, before

@@ -9,7 +9,7 @@ use std::ffi::{c_char, c_void, CStr, CString};
 
 use pgrx::{pg_guard, pg_sys, GucContext, GucFlags, GucRegistry, GucSetting};
 
-use crate::policy;
+use crate::patterns;
 
 /// Most common values kept per column in the snapshot's statistics.
 pub static STATS_COMMON_VALUES: GucSetting<i32> = GucSetting::<i32>::new(10);
@@ -196,7 +196,7 @@ unsafe fn check_patterns(
         }
         CStr::from_ptr(*newval).to_string_lossy().into_owned()
     };
-    match policy::parse_patterns(&value, min, max) {
+    match patterns::parse_patterns(&value, min, max) {
         Ok(_) => true,
         Err(reason) => {
             let reason = CString::new(reason.replace('%', "%%")).unwrap_or_default();
@@ -341,7 +341,7 @@ fn define_policy_gucs() {
         c"Most rows nlq_run() returns, whatever row_limit asks for.",
         c"The executor stops at the limit; the result says it was truncated.",
         &MAX_ROWS,
-        0,
+        1,
         i32::MAX,
         GucContext::Suset,
         GucFlags::default(),

@@ -23,8 +23,8 @@ use pgrx::prelude::*;
 use pgrx::PgList;
 
 use crate::catalog;
-use crate::codes::Code;
-use crate::derived::{Checker, Kind};
+use crate::codes::{Code, Facts, Restricted};
+use crate::derived::Checker;
 use crate::error::NlqError;
 use crate::policy::AccessPolicy;
 use crate::reads::Entry;
@@ -183,13 +183,17 @@ unsafe extern "C-unwind" fn check_perms(range_table: *mut pg_sys::List, ereport:
     };
     if let Some((policy, vetted)) = policy.filter(|(p, _)| !p.is_empty()) {
         // SAFETY: the executor passes a valid range table.
-        if let Some(reason) = unsafe { refusal(&policy, &vetted, range_table) } {
+        if let Some((restricted, reason)) = unsafe { refusal(&policy, &vetted, range_table) } {
             if ereport {
+                let code = match restricted {
+                    Restricted::Column(_) => Code::ForbiddenColumn,
+                    _ => Code::ForbiddenRelation,
+                };
                 NlqError::Refused {
-                    code: reason.0,
-                    message: format!("{} (checked when the executor opened it)", reason.1),
+                    code,
+                    message: format!("{reason} (checked when the executor opened it)"),
                     sqlstate: PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                    detail: None,
+                    detail: Some(Facts::restricted(restricted).to_json_text()),
                     hint: None,
                 }
                 .raise();
@@ -208,7 +212,7 @@ unsafe extern "C-unwind" fn check_perms(range_table: *mut pg_sys::List, ereport:
     ok
 }
 
-/// The first relation or column of `range_table` the policy refuses, with the code to report.
+/// The first relation or column of `range_table` the policy refuses, and why.
 ///
 /// # Safety
 /// `range_table` must be a valid list of `RangeTblEntry`.
@@ -216,7 +220,7 @@ unsafe fn refusal(
     policy: &AccessPolicy,
     vetted: &Vetted,
     range_table: *mut pg_sys::List,
-) -> Option<(Code, String)> {
+) -> Option<(Restricted, String)> {
     // SAFETY: guaranteed by the caller.
     let rtes = unsafe { PgList::<pg_sys::RangeTblEntry>::from_pg(range_table) };
     let mut checker = Checker::new(policy);
@@ -235,12 +239,8 @@ unsafe fn refusal(
         let columns = really_read(&mut checker, vetted, rte, child, &selected)
             .unwrap_or_else(|| selected.iter().copied().collect());
         // children are entries of their own here, so each is checked as read alone
-        if let Some((kind, reason)) = checker.refusal(rte.relid, direct, false, &columns) {
-            let code = match kind {
-                Kind::Relation => Code::ForbiddenRelation,
-                Kind::Column => Code::ForbiddenColumn,
-            };
-            return Some((code, reason));
+        if let Some((restricted, reason)) = checker.refusal(rte.relid, direct, false, &columns) {
+            return Some((restricted, reason));
         }
     }
     None

@@ -1,42 +1,48 @@
 //! pg_nlq: the in-database half of natural-language querying.
 //!
 //! The extension uses PostgreSQL's own catalog, parser and executor; it never touches the
-//! network. One module per concern:
+//! network. One module per concern, each private to the crate (the SQL functions are
+//! registered by pgrx wherever they are declared):
 //! - [`snapshot`]: `nlq_schema_snapshot()` and `nlq_schema_fingerprint()`;
 //! - [`stats`]: per-column statistics read from `pg_statistic` under the caller's privileges;
 //! - [`validate`] (with [`walker`] and [`catalog`]): `nlq_validate()`, the checks on the
 //!   parsed, analysed and planned query;
 //! - [`run`]: `nlq_run()`, executing the checked plan in the [`sandbox`] (always rolled back,
-//!   read-only, timed out) under the executor permission [`hooks`];
-//! - [`policy`]: the DBA's access, function and cost policy, plain Rust;
-//! - [`policy_check`]: fail closed when the stored policy is not the one in force, and
-//!   `nlq_policy_check()`;
-//! - [`gucs`]: the `pg_nlq.*` settings; [`error`]: errors and their SQLSTATEs;
+//!   read-only, timed out) under the executor permission [`hooks`], its rows encoded by
+//!   [`result`];
+//! - [`policy`] (with [`patterns`]): the DBA's access, function and cost policy, plain Rust;
+//! - [`policy_check`] (with [`guc_state`]): fail closed when the stored policy is not the one
+//!   in force, and `nlq_policy_check()`;
+//! - [`gucs`]: the `pg_nlq.*` settings; [`error`]: errors and their SQLSTATEs; [`codes`]: the
+//!   codes, the facts and the report clients read;
 //! - [`jsonb`]: jsonb values passed to and from PostgreSQL without a detour through text.
 
 use pgrx::prelude::*;
 
 mod bound;
 mod call_hook;
-pub mod catalog;
+mod catalog;
 mod codes;
 mod costs;
-pub mod derived;
+mod derived;
 mod encoding;
-pub mod error;
-pub mod gucs;
-pub mod hooks;
-pub mod jsonb;
-pub mod policy;
+mod error;
+mod guc_state;
+mod gucs;
+mod hooks;
+mod jsonb;
+mod patterns;
+mod policy;
 mod policy_check;
-pub mod reads;
-pub mod run;
-pub mod sandbox;
-pub mod snapshot;
-pub mod stats;
+mod reads;
+mod result;
+mod run;
+mod sandbox;
+mod snapshot;
+mod stats;
 mod tests;
-pub mod validate;
-pub mod walker;
+mod validate;
+mod walker;
 
 ::pgrx::pg_module_magic!();
 

@@ -26,6 +26,7 @@ use pgrx::prelude::*;
 use std::rc::Rc;
 
 use crate::call_hook;
+use crate::codes::{Code, Facts};
 use crate::hooks;
 use crate::policy::{AccessPolicy, FunctionPolicy};
 use crate::validate::Policies;
@@ -76,6 +77,77 @@ pub struct Failure {
     pub position: Option<i32>,
     /// The error was pg_nlq's own statement timeout.
     pub our_timeout: bool,
+}
+
+/// What the sandboxed work was doing when an ERROR was raised: decides what PostgreSQL's own
+/// errors stand for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// parsing the query text
+    Parse,
+    /// analysing, checking and planning it
+    Check,
+    /// executing it
+    Execute,
+    /// pg_nlq's own catalog queries (the snapshot, the fingerprint)
+    Catalog,
+}
+
+impl Failure {
+    /// The code of pg_nlq's own refusal (the runtime hooks'), carried at the head of the detail.
+    pub fn own_code(&self) -> Option<Code> {
+        self.detail.as_deref().and_then(Code::from_detail)
+    }
+
+    /// What pg_nlq's own refusal says after its code in the detail, if anything.
+    pub fn own_detail(&self) -> Option<String> {
+        self.own_code()?;
+        let (_, rest) = self.detail.as_deref()?.split_once(':')?;
+        Some(rest.trim().to_string()).filter(|r| !r.is_empty())
+    }
+
+    /// What pg_nlq's own refusal names in keys of its own.
+    pub fn facts(&self) -> Facts {
+        match (self.own_code(), self.detail.as_deref()) {
+            (Some(_), Some(detail)) => Facts::from_detail(detail),
+            _ => Facts::default(),
+        }
+    }
+
+    /// The code this ERROR is reported with; the one classifier of errors raised in the
+    /// sandbox. pg_nlq's own refusals keep their code; pg_nlq's statement timeout and a lock
+    /// wait over the lock timeout are reported as such wherever they happen; the rest by what
+    /// the work was.
+    pub fn code(&self, work: Work) -> Code {
+        use PgSqlErrorCode::*;
+        if let Some(code) = self.own_code() {
+            return code;
+        }
+        if self.our_timeout {
+            return Code::StatementTimeout;
+        }
+        match (work, self.sqlstate) {
+            (Work::Parse, _) => Code::SyntaxError,
+            (_, ERRCODE_LOCK_NOT_AVAILABLE) => Code::LockTimeout,
+            (Work::Catalog, _) => Code::InternalError,
+            // stack depth limit exceeded, in PostgreSQL's own recursion
+            (_, ERRCODE_STATEMENT_TOO_COMPLEX) => Code::TooComplex,
+            (Work::Execute, _) => Code::ExecutionError,
+            (Work::Check, ERRCODE_SYNTAX_ERROR) => Code::SyntaxError,
+            (
+                Work::Check,
+                ERRCODE_UNDEFINED_TABLE
+                | ERRCODE_UNDEFINED_COLUMN
+                | ERRCODE_UNDEFINED_FUNCTION
+                | ERRCODE_UNDEFINED_OBJECT
+                | ERRCODE_INVALID_SCHEMA_NAME
+                | ERRCODE_UNDEFINED_PARAMETER
+                | ERRCODE_INVALID_CATALOG_NAME,
+            ) => Code::UndefinedObject,
+            (Work::Check, ERRCODE_INSUFFICIENT_PRIVILEGE) => Code::PermissionDenied,
+            (Work::Check, _) => Code::InvalidQuery,
+        }
+    }
 }
 
 /// Limits of one sandboxed call.

@@ -20,13 +20,14 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
+use crate::codes::Code;
 use crate::derived;
 use crate::error::NlqError;
 use crate::gucs;
 use crate::jsonb::JsonbDatum;
 use crate::policy::AccessPolicy;
-use crate::sandbox;
-use crate::validate::{Code, Policies};
+use crate::sandbox::{self, Work};
+use crate::validate::Policies;
 
 /// Version of the snapshot document's shape. Part of the fingerprint, so a client's cache is
 /// invalidated when an upgrade of pg_nlq changes the shape.
@@ -54,9 +55,7 @@ fn nlq_schema_snapshot(
         };
         let schemas = schemas.map(|list| {
             list.into_iter()
-                .map(|name| {
-                    name.unwrap_or_else(|| NlqError::NullArgument("an element of schemas").raise())
-                })
+                .map(|name| name.unwrap_or_else(|| NlqError::NullElement("schemas").raise()))
                 .collect::<Vec<String>>()
         });
         let max_values = gucs::STATS_COMMON_VALUES.get();
@@ -120,54 +119,57 @@ fn nlq_schema_snapshot(
 /// policy themselves.
 fn bounded<R>(function: &'static str, f: impl FnOnce() -> R) -> R {
     let limits = crate::validate::limits();
-    match sandbox::run_with(Rc::new(AccessPolicy::default()), None, &limits, f) {
-        Ok(value) => value,
-        Err(failure) if failure.our_timeout => NlqError::Refused {
-            code: Code::StatementTimeout,
-            message: format!(
+    let failure = match sandbox::run_with(Rc::new(AccessPolicy::default()), None, &limits, f) {
+        Ok(value) => return value,
+        Err(failure) => failure,
+    };
+    // pg_nlq's own refusals (POLICY_ERROR, INVALID_ARGUMENT) keep their code; anything else
+    // PostgreSQL raised while reading the catalogs is pg_nlq's failure to answer
+    let code = failure.code(Work::Catalog);
+    let (message, detail, hint) = match code {
+        Code::StatementTimeout => (
+            format!(
                 "{function}() took longer than pg_nlq.statement_timeout ({} ms)",
                 limits.statement_timeout_ms
             ),
-            sqlstate: PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
-            detail: None,
-            hint: None,
+            None,
+            None,
+        ),
+        Code::LockTimeout => (
+            format!(
+                "{function}() waited longer than {} for a lock on a relation it describes",
+                if limits.lock_timeout_ms > 0 {
+                    format!("pg_nlq.lock_timeout ({} ms)", limits.lock_timeout_ms)
+                } else {
+                    "lock_timeout".to_string()
+                }
+            ),
+            Some(
+                "another session holds a conflicting lock (ACCESS EXCLUSIVE: DDL, VACUUM \
+                 FULL, an explicit LOCK TABLE)"
+                    .into(),
+            ),
+            Some("Try again when it has committed.".into()),
+        ),
+        _ if failure.own_code().is_some() => {
+            let detail = failure.own_detail();
+            (failure.message, detail, failure.hint)
         }
-        .raise(),
-        Err(failure) if failure.sqlstate == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE => {
-            NlqError::Refused {
-                code: Code::LockTimeout,
-                message: format!(
-                    "{function}() waited longer than {} for a lock on a relation it describes",
-                    if limits.lock_timeout_ms > 0 {
-                        format!("pg_nlq.lock_timeout ({} ms)", limits.lock_timeout_ms)
-                    } else {
-                        "lock_timeout".to_string()
-                    }
-                ),
-                sqlstate: PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
-                detail: Some(
-                    "another session holds a conflicting lock (ACCESS EXCLUSIVE: DDL, VACUUM \
-                     FULL, an explicit LOCK TABLE)"
-                        .into(),
-                ),
-                hint: Some("Try again when it has committed.".into()),
-            }
-            .raise()
-        }
-        Err(failure) => {
-            // pg_nlq's own refusals (POLICY_ERROR, INVALID_ARGUMENT) keep their code; anything
-            // else PostgreSQL raised while reading the catalogs is pg_nlq's failure to answer
-            let own = failure.detail.as_deref().and_then(Code::from_detail);
-            NlqError::Refused {
-                code: own.unwrap_or(Code::InternalError),
-                message: failure.message,
-                sqlstate: failure.sqlstate,
-                detail: if own.is_some() { None } else { failure.detail },
-                hint: failure.hint,
-            }
-            .raise()
-        }
+        _ => (failure.message, failure.detail, failure.hint),
+    };
+    let sqlstate = match code {
+        Code::StatementTimeout => PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
+        Code::LockTimeout => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+        _ => failure.sqlstate,
+    };
+    NlqError::Refused {
+        code,
+        message,
+        sqlstate,
+        detail,
+        hint,
     }
+    .raise()
 }
 
 /// pg_nlq's schema, quoted: the snapshot calls its own helper by this qualified name, so no

@@ -7,6 +7,8 @@
 -- shown only when every column it mentions is visible, a foreign key only when its target is.
 -- What the access policy hides ($7-$9) counts as not visible: the model is never shown what
 -- nlq_run() would refuse, nor the statistics of a denied column.
+-- The type lists (enums, domains, composites, ranges) repeat one json_agg shape on purpose:
+-- declarative, one per type kind.
 -- Partitions are folded under the partitioned table at the root of their tree.
 --
 -- $1 text[]  only these schemas (NULL: all)

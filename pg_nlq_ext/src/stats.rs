@@ -56,9 +56,9 @@ fn _nlq_column_stats(
     crate::error::entry(move || {
         if let Err(message) = crate::policy_check::ensure_sound() {
             NlqError::Refused {
-                code: crate::validate::Code::PolicyError,
+                code: crate::codes::Code::PolicyError,
                 message,
-                sqlstate: crate::validate::Code::PolicyError.sqlstate(None),
+                sqlstate: crate::codes::Code::PolicyError.sqlstate(None),
                 detail: None,
                 hint: None,
             }
@@ -66,7 +66,8 @@ fn _nlq_column_stats(
         }
         let n = relids.len();
         if attnums.len() != n || inherited.len() != n || with_values.len() != n {
-            NlqError::ArrayLengthMismatch("relids, attnums, inherited and with_values").raise();
+            NlqError::ArrayLengthMismatch(&["relids", "attnums", "inherited", "with_values"])
+                .raise();
         }
         let max_values = usize::try_from(max_values).unwrap_or(0);
         let max_len = usize::try_from(max_len).unwrap_or(0);

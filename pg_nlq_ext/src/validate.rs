@@ -2,6 +2,9 @@
 //! touch? Answered on the query PostgreSQL itself would run — parsed, analysed and rewritten as
 //! the caller, every object resolved to its OID — never on the text.
 //!
+//! One piece past 600 lines: the stages share the report, the policies and the sandbox, and are
+//! read top to bottom as the order in which a query is checked.
+//!
 //! The stages, all inside the sandbox ([`crate::sandbox`]):
 //! 1. **parse** with `raw_parser`: exactly one statement, a `SelectStmt`, with precise early
 //!    refusals for `SELECT INTO`, locking clauses and data-modifying `WITH`
@@ -24,10 +27,9 @@ use std::rc::Rc;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgList;
-use serde_json::{json, Value};
 
 use crate::catalog;
-pub use crate::codes::Code;
+use crate::codes::{Code, Facts, Limit, Report, Restricted};
 use crate::costs::FixedCosts;
 use crate::derived;
 use crate::encoding::{self, SqlText};
@@ -35,69 +37,8 @@ use crate::error::NlqError;
 use crate::gucs;
 use crate::jsonb::JsonbDatum;
 use crate::policy::{AccessPolicy, FunctionInfo, FunctionPolicy};
-use crate::sandbox::{self, Failure, Limits};
+use crate::sandbox::{self, Failure, Limits, Work};
 use crate::walker::{self, Touched};
-
-/// What `nlq_validate()` reports.
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    pub code: Code,
-    pub message: String,
-    pub position: Option<i32>,
-    pub relations: Vec<String>,
-    pub columns: Vec<String>,
-    pub functions: Vec<String>,
-    pub estimated_cost: Option<f64>,
-    pub estimated_rows: Option<f64>,
-    /// For a refusal that came from an error PostgreSQL raised: its SQLSTATE, detail, hint.
-    pub sqlstate: Option<PgSqlErrorCode>,
-    /// Fill `relations`, `columns` and `functions` (nlq_validate() does; nlq_run() needs the
-    /// names only where a policy looks at them).
-    pub want_lists: bool,
-    pub detail: Option<String>,
-    pub hint: Option<String>,
-}
-
-impl Report {
-    pub fn ok(&self) -> bool {
-        self.code == Code::Ok
-    }
-
-    fn refuse(&mut self, code: Code, message: impl Into<String>) {
-        if self.ok() {
-            self.code = code;
-            self.message = message.into();
-        }
-    }
-
-    pub fn to_json(&self) -> Value {
-        let mut doc = json!({
-            "ok": self.ok(),
-            "code": self.code.as_str(),
-            "message": if self.ok() { "the query may be run" } else { self.message.as_str() },
-            "relations": self.relations,
-            "columns": self.columns,
-            "functions": self.functions,
-            "estimated_cost": self.estimated_cost,
-            "estimated_rows": self.estimated_rows,
-        });
-        if let Value::Object(map) = &mut doc {
-            if let Some(p) = self.position {
-                map.insert("position".into(), p.into());
-            }
-            if let Some(s) = self.sqlstate {
-                map.insert("sqlstate".into(), sandbox::sqlstate_text(s).into());
-            }
-            if let Some(d) = &self.detail {
-                map.insert("detail".into(), d.clone().into());
-            }
-            if let Some(h) = &self.hint {
-                map.insert("hint".into(), h.clone().into());
-            }
-        }
-        doc
-    }
-}
 
 /// The policies in force for this call, read from the `pg_nlq.*` settings.
 pub struct Policies {
@@ -262,7 +203,7 @@ pub unsafe fn prepare(
     // otherwise). Relations and columns at every query level (an ERROR naming the object,
     // reported as PERMISSION_DENIED), then functions.
     // SAFETY: the range table entries collected from the analysed queries.
-    unsafe { check_relation_privileges(&touched) };
+    unsafe { check_relation_privileges(&touched, report) };
     // SAFETY: reads the current user.
     let user = unsafe { pg_sys::GetUserId() };
     for &oid in &touched.functions {
@@ -272,9 +213,10 @@ pub unsafe fn prepare(
             let name = catalog::function(oid.into())
                 .map(|f| catalog::qualified(&[&f.schema, &f.name]))
                 .unwrap_or_else(|| oid.to_string());
-            report.borrow_mut().refuse(
+            report.borrow_mut().refuse_with(
                 Code::PermissionDenied,
                 format!("permission denied for function {name}"),
+                Facts::restricted(Restricted::Function(name)),
             );
             return None;
         }
@@ -316,20 +258,34 @@ pub unsafe fn prepare(
     // oracle on the hidden rows (scale a query until it crosses the limit); pg_nlq's
     // statement timeout still bounds such a query.
     if disclose && policies.max_cost > 0.0 && cost > policies.max_cost {
-        r.refuse(
+        r.refuse_with(
             Code::CostLimitExceeded,
             format!(
                 "the planner estimates a cost of {cost:.0}, above pg_nlq.max_cost ({:.0})",
                 policies.max_cost
             ),
+            Facts {
+                restricted: None,
+                limit: Some(Limit::Cost {
+                    estimated: cost,
+                    max: policies.max_cost,
+                }),
+            },
         );
     } else if disclose && policies.max_rows_estimate > 0.0 && rows > policies.max_rows_estimate {
-        r.refuse(
+        r.refuse_with(
             Code::CostLimitExceeded,
             format!(
                 "the planner estimates {rows:.0} rows, above pg_nlq.max_rows_estimate ({:.0})",
                 policies.max_rows_estimate
             ),
+            Facts {
+                restricted: None,
+                limit: Some(Limit::Rows {
+                    estimated: rows,
+                    max: policies.max_rows_estimate,
+                }),
+            },
         );
     }
     r.ok().then_some(planned)
@@ -389,18 +345,43 @@ unsafe fn plan_cost(stmt: *mut pg_sys::PlannedStmt) -> f64 {
 
 /// `ExecCheckRTPerms` on the relation entries of every level of the analysed queries (view
 /// bodies included, with the view owner's `checkAsUser`), as the executor would on the plan.
+/// The first entry refused is named in `report` before PostgreSQL raises its own error on it.
 ///
 /// # Safety
 /// The entries must be those of the analysed queries, still alive.
-unsafe fn check_relation_privileges(touched: &Touched) {
-    let mut list = PgList::<pg_sys::RangeTblEntry>::new();
-    for &rte in &touched.relation_entries {
-        list.push(rte);
-    }
+unsafe fn check_relation_privileges(touched: &Touched, report: &RefCell<Report>) {
     // the access policy was applied to this tree by describe(); the executor hook applies it
     // again to the plans, where it knows which entries the validator vetted
-    // SAFETY: a list of valid range table entries.
-    crate::hooks::privileges_only(|| unsafe { pg_sys::ExecCheckRTPerms(list.as_ptr(), true) });
+    let mut all = PgList::<pg_sys::RangeTblEntry>::new();
+    for &rte in &touched.relation_entries {
+        all.push(rte);
+    }
+    crate::hooks::privileges_only(|| {
+        // SAFETY: a list of valid range table entries.
+        if unsafe { pg_sys::ExecCheckRTPerms(all.as_ptr(), false) } {
+            return;
+        }
+        for &rte in &touched.relation_entries {
+            let mut one = PgList::<pg_sys::RangeTblEntry>::new();
+            one.push(rte);
+            // SAFETY: a list of one valid range table entry.
+            if unsafe { pg_sys::ExecCheckRTPerms(one.as_ptr(), false) } {
+                continue;
+            }
+            // SAFETY: a valid range table entry.
+            let relid = unsafe { (*rte).relid };
+            let name = catalog::relation_name(relid)
+                .map(|(schema, name)| catalog::qualified(&[&schema, &name]))
+                .unwrap_or_else(|| relid.to_u32().to_string());
+            report.borrow_mut().facts = Facts::restricted(Restricted::Relation(name));
+            // PostgreSQL's own error, with its message
+            // SAFETY: as above.
+            unsafe { pg_sys::ExecCheckRTPerms(one.as_ptr(), true) };
+        }
+        // refused as a whole only (a previous hook's verdict)
+        // SAFETY: as above.
+        unsafe { pg_sys::ExecCheckRTPerms(all.as_ptr(), true) };
+    });
 }
 
 /// Analysis and rewrite of one raw statement, as the caller: views expanded, row-level
@@ -439,8 +420,8 @@ fn internal(context: &'static str) -> ! {
 /// The runtime hook is told which columns each range table entry really reads
 /// ([`crate::hooks::vet`]), so it agrees with this verdict on the query's own plan.
 fn describe(touched: &Touched, policies: &Policies, report: &mut Report) {
-    for (code, message) in &touched.violations {
-        report.refuse(*code, message.clone());
+    for (code, message, facts) in &touched.violations {
+        report.refuse_with(*code, message.clone(), facts.clone());
     }
     let lists = report.want_lists;
     let access = !policies.access.is_empty();
@@ -485,11 +466,13 @@ fn describe(touched: &Touched, policies: &Policies, report: &mut Report) {
         }
         if access {
             match checker.refusal(relid.into(), usage.direct, inh, &attnums) {
-                Some((derived::Kind::Relation, m)) if relation_refusal.is_none() => {
-                    relation_refusal = Some(m)
+                Some((r @ Restricted::Column(_), m)) if column_refusal.is_none() => {
+                    column_refusal = Some((r, m))
                 }
-                Some((derived::Kind::Column, m)) if column_refusal.is_none() => {
-                    column_refusal = Some(m)
+                Some((r, m))
+                    if !matches!(r, Restricted::Column(_)) && relation_refusal.is_none() =>
+                {
+                    relation_refusal = Some((r, m))
                 }
                 _ => {}
             }
@@ -529,15 +512,20 @@ fn describe(touched: &Touched, policies: &Policies, report: &mut Report) {
             functions.push(catalog::qualified(&[&f.schema, &f.name]));
         }
         if function_refusal.is_none() {
-            function_refusal = checker.function_refusal(&f.schema, &f.name);
-        }
-        if function_refusal.is_none() {
-            function_refusal = policies.functions.refusal(&FunctionInfo {
-                schema: &f.schema,
-                name: &f.name,
-                builtin: f.builtin,
-                volatility: f.volatility,
-            });
+            function_refusal = checker
+                .function_refusal(&f.schema, &f.name)
+                .or_else(|| {
+                    policies.functions.refusal(&FunctionInfo {
+                        schema: &f.schema,
+                        name: &f.name,
+                        builtin: f.builtin,
+                        volatility: f.volatility,
+                    })
+                })
+                .map(|m| {
+                    let name = catalog::qualified(&[&f.schema, &f.name]);
+                    (Restricted::Function(name), m)
+                });
         }
     }
     relations.sort();
@@ -549,40 +537,39 @@ fn describe(touched: &Touched, policies: &Policies, report: &mut Report) {
     report.relations = relations;
     report.columns = columns;
     report.functions = functions;
-    if let Some(m) = relation_refusal {
-        report.refuse(Code::ForbiddenRelation, m);
+    let refusals = [
+        (Code::ForbiddenRelation, relation_refusal),
+        (Code::ForbiddenColumn, column_refusal),
+        (Code::ForbiddenFunction, function_refusal),
+    ];
+    for (code, refusal) in refusals {
+        if let Some((restricted, message)) = refusal {
+            report.refuse_with(code, message, Facts::restricted(restricted));
+        }
     }
-    if let Some(m) = column_refusal {
-        report.refuse(Code::ForbiddenColumn, m);
-    }
-    if let Some(m) = function_refusal {
-        report.refuse(Code::ForbiddenFunction, m);
+}
+
+impl From<Stage> for Work {
+    fn from(stage: Stage) -> Work {
+        match stage {
+            Stage::Parse => Work::Parse,
+            Stage::Analyse | Stage::Plan => Work::Check,
+            Stage::Execute => Work::Execute,
+        }
     }
 }
 
 /// Record an ERROR raised before execution as the refusal it stands for.
 pub fn absorb_failure(failure: Failure, stage: Stage, report: &mut Report) {
-    let state = sandbox::sqlstate_text(failure.sqlstate);
-    // pg_nlq's own refusals (the runtime hook) carry their code first in the detail
-    let own = failure.detail.as_deref().and_then(Code::from_detail);
-    let code = if failure.our_timeout {
-        Code::StatementTimeout
-    } else if let Some(code) = own {
-        code
-    } else if stage == Stage::Parse {
-        Code::SyntaxError
+    let code = failure.code(stage.into());
+    let own = failure.own_code().is_some();
+    let facts = if own {
+        failure.facts()
+    } else if code == Code::PermissionDenied {
+        // the relation check_relation_privileges() named before PostgreSQL refused it
+        std::mem::take(&mut report.facts)
     } else {
-        match state.as_str() {
-            "42601" => Code::SyntaxError,
-            "42P01" | "42703" | "42883" | "42704" | "3F000" | "42P02" | "3D000" => {
-                Code::UndefinedObject
-            }
-            "42501" => Code::PermissionDenied,
-            // stack depth limit exceeded, in PostgreSQL's own recursion (analysis, planning)
-            "54001" => Code::TooComplex,
-            "55P03" => Code::LockTimeout,
-            _ => Code::InvalidQuery,
-        }
+        Facts::default()
     };
     let message = if code == Code::StatementTimeout {
         format!(
@@ -598,11 +585,11 @@ pub fn absorb_failure(failure: Failure, stage: Stage, report: &mut Report) {
         failure.message
     };
     report.code = Code::Ok;
-    report.refuse(code, message);
+    report.refuse_with(code, message, facts);
     if stage <= Stage::Analyse {
         report.position = failure.position;
     }
-    if own.is_none() {
+    if !own {
         report.sqlstate = Some(failure.sqlstate);
         report.detail = failure.detail;
         report.hint = failure.hint;

@@ -1,5 +1,8 @@
 //! Walks over parse trees for the validator.
 //!
+//! One piece past 600 lines: the walks share one visitor state ([`Touched`]) and one recursion
+//! budget, and split apart they would pass both around.
+//!
 //! - [`raw_check`]: the raw statement, before analysis, for precise early refusals: not a
 //!   query, `SELECT INTO`, `FOR UPDATE`/`FOR SHARE`, a data-modifying `WITH` at any depth.
 //! - [`Touched::walk_query`]: the analysed and rewritten query — views expanded, row-level
@@ -20,7 +23,7 @@ use pgrx::prelude::*;
 use pgrx::{is_a, PgList};
 
 use crate::bound::{self, Bound};
-use crate::codes::Code;
+use crate::codes::{Code, Facts, Restricted};
 
 /// A refusal found while walking: its code and message.
 pub type Violation = (Code, String);
@@ -198,7 +201,8 @@ pub type Pseudo = (&'static str, u8);
 /// Everything a query touches, and the structural violations met on the way.
 #[derive(Debug, Default)]
 pub struct Touched {
-    pub violations: Vec<Violation>,
+    /// Each with what it names ([`Facts`]), where it names something.
+    pub violations: Vec<(Code, String, Facts)>,
     pub relations: BTreeMap<u32, RelationUse>,
     pub functions: BTreeSet<u32>,
     pub pseudo_functions: BTreeSet<Pseudo>,
@@ -234,8 +238,12 @@ impl Touched {
     }
 
     fn violation(&mut self, code: Code, message: &str) {
-        if !self.violations.iter().any(|(c, _)| *c == code) {
-            self.violations.push((code, message.to_string()));
+        self.violation_naming(code, message, Facts::default());
+    }
+
+    fn violation_naming(&mut self, code: Code, message: &str, facts: Facts) {
+        if !self.violations.iter().any(|(c, _, _)| *c == code) {
+            self.violations.push((code, message.to_string(), facts));
         }
     }
 
@@ -453,12 +461,13 @@ impl Touched {
         });
         match typid {
             Some(typid) => self.input_type(typid),
-            None => self.violation(
+            None => self.violation_naming(
                 Code::ForbiddenFunction,
                 &format!(
                     "pg_catalog.{name} is called with a type that is not a constant, so the \
                      checks it would run cannot be known before it runs"
                 ),
+                Facts::restricted(Restricted::Function(format!("pg_catalog.{name}"))),
             ),
         }
     }

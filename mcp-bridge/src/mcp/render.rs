@@ -42,6 +42,7 @@ pub fn answer_text(answer: &Answer) -> String {
                     answer.row_count.unwrap_or(rows.len() as u64),
                     answer.truncated,
                     answer.truncated_reason.as_deref(),
+                    answer.truncated_limit,
                     None
                 )
             );
@@ -57,6 +58,7 @@ pub fn answer_text(answer: &Answer) -> String {
                     answer.row_count.unwrap_or(0),
                     answer.truncated,
                     answer.truncated_reason.as_deref(),
+                    answer.truncated_limit,
                     None
                 )
             );
@@ -264,22 +266,24 @@ pub fn run_text(result: &RunResult) -> String {
             result.row_count,
             result.truncated,
             result.truncated_reason.as_deref(),
+            result.truncated_limit,
             Some(result.elapsed_ms)
         )
     );
     out
 }
 
-/// `3 rows`, `1 row (truncated: ...)`, `... in 1.2 ms`.
-fn count_line(count: u64, truncated: bool, reason: Option<&str>, elapsed: Option<f64>) -> String {
-    let mut line = format!("{count} row{}", if count == 1 { "" } else { "s" });
-    if truncated {
-        match reason {
-            Some(reason) if !reason.trim().is_empty() => {
-                let _ = write!(line, " (truncated: {})", one_line(reason));
-            }
-            _ => line.push_str(" (truncated)"),
-        }
+/// `3 rows`, `50 rows (truncated: more rows exist: cut at 50 rows, ...)`, `... in 1.2 ms`.
+fn count_line(
+    count: u64,
+    truncated: bool,
+    reason: Option<&str>,
+    limit: Option<u64>,
+    elapsed: Option<f64>,
+) -> String {
+    let mut line = crate::text::counted(count, "row", "rows");
+    if let Some(note) = crate::answer::truncation_note(truncated, reason, limit) {
+        let _ = write!(line, " (truncated: {})", one_line(&note));
     }
     if let Some(elapsed) = elapsed {
         let _ = write!(line, " in {}", ms(elapsed));
@@ -340,6 +344,7 @@ mod tests {
             row_count: 1,
             truncated: false,
             truncated_reason: None,
+            truncated_limit: None,
             elapsed_ms: 0.5,
         };
         let text = run_text(&result);
@@ -364,6 +369,7 @@ mod tests {
             row_count: Some(1),
             truncated: false,
             truncated_reason: None,
+            truncated_limit: None,
             confidence: Some(9),
             low_confidence: false,
             verifier_reasons: Some("Counts every customer.".into()),

@@ -29,17 +29,19 @@ pub fn answer(built: Built) -> Answer {
         tokens,
         model,
     } = built;
-    let (columns, rows, row_count, truncated, truncated_reason) = match candidate.run {
-        Some(r) => (
-            Some(r.columns),
-            // in `sql` mode the rows of the test run are not returned
-            (mode != ReturnMode::Sql).then_some(r.rows),
-            Some(r.row_count),
-            r.truncated,
-            r.truncated_reason,
-        ),
-        None => (None, None, None, false, None),
-    };
+    let (columns, rows, row_count, truncated, truncated_reason, truncated_limit) =
+        match candidate.run {
+            Some(r) => (
+                Some(r.columns),
+                // in `sql` mode the rows of the test run are not returned
+                (mode != ReturnMode::Sql).then_some(r.rows),
+                Some(r.row_count),
+                r.truncated,
+                r.truncated_reason,
+                r.truncated_limit,
+            ),
+            None => (None, None, None, false, None, None),
+        };
     Answer {
         database,
         question,
@@ -52,6 +54,7 @@ pub fn answer(built: Built) -> Answer {
         row_count,
         truncated,
         truncated_reason,
+        truncated_limit,
         confidence: candidate.score,
         low_confidence,
         verifier_reasons: candidate.reasons,

@@ -29,11 +29,17 @@ impl Refusal {
     fn new(report: Validation) -> Refusal {
         let code = ExtCode::parse(&report.code);
         let meaning = code.meaning();
+        let facts = report.facts();
         let mut error = ToolError::new(
             meaning.error,
             format!(
-                "the model's query was refused by nlq_validate ({}): {}",
+                "the model's query was refused by nlq_validate ({}{}): {}",
                 crate::untrusted::one_line(code.as_str()),
+                if facts.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {facts}")
+                },
                 meaning.advice
             ),
             meaning.retryable,
@@ -53,7 +59,10 @@ impl Refusal {
         Feedback::Rejected {
             sql,
             code: self.code.as_str().to_string(),
-            message: self.report.message.clone(),
+            message: match self.report.facts() {
+                facts if facts.is_empty() => self.report.message.clone(),
+                facts => format!("{} ({facts})", self.report.message),
+            },
             advice: self.meaning.advice.to_string(),
         }
     }

@@ -44,8 +44,9 @@ SELECT jsonb_typeof(nlq_run('SELECT 1')->'elapsed_ms') AS elapsed_ms;
 SELECT r->'rows' AS rows, r->'row_count' AS n, r->'truncated' AS truncated, r->>'truncated_reason' AS reason
 FROM nlq_run('SELECT id FROM nlqr.t ORDER BY id', 3) r;
 SELECT r->'row_count' AS n, r->'truncated' AS truncated FROM nlq_run('SELECT id FROM nlqr.t', 10) r;
+-- no rows: the columns are still described (a row_limit below 1 is refused: contract.sql)
 SELECT r->'rows' AS rows, r->'truncated' AS truncated, r->'columns' AS columns
-FROM nlq_run('SELECT id FROM nlqr.t', 0) r;
+FROM nlq_run('SELECT id FROM nlqr.t WHERE id < 0', 5) r;
 SET pg_nlq.max_rows = 2;
 SELECT r->'row_count' AS n, r->>'truncated_reason' AS reason FROM nlq_run('SELECT id FROM nlqr.t', 50) r;
 RESET pg_nlq.max_rows;
