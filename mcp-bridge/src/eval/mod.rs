@@ -51,6 +51,10 @@ pub struct CaseResult {
     pub routed: Option<String>,
     /// The best routing candidate.
     pub routed_top: Option<String>,
+    /// The database the pipeline would take without asking the model (lead of
+    /// [`crate::linking::route::DECIDE_MARGIN`]); `None`: it would ask the model.
+    #[serde(default)]
+    pub decided: Option<String>,
     /// Every database with its routing score, best first.
     #[serde(default)]
     pub routing: Vec<crate::linking::route::Candidate>,
@@ -104,6 +108,12 @@ pub struct RoutingFigures {
     /// The best candidate was right (chosen or not).
     pub top1_right: usize,
     pub accuracy: f64,
+    /// Decided without the model (the pipeline asks the model for the others).
+    #[serde(default)]
+    pub decided: usize,
+    /// Of those, right.
+    #[serde(default)]
+    pub decided_right: usize,
 }
 
 /// `report.json`.
@@ -204,6 +214,11 @@ impl Report {
                         .filter(|r| r.routed_top.as_deref() == Some(r.database.as_str()))
                         .count(),
                     accuracy: right as f64 / rs.len().max(1) as f64,
+                    decided: rs.iter().filter(|r| r.decided.is_some()).count(),
+                    decided_right: rs
+                        .iter()
+                        .filter(|r| r.decided.as_deref() == Some(r.database.as_str()))
+                        .count(),
                 }
             })
             .collect();
@@ -253,13 +268,25 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\n## Routing, no database named\n\n| lang | cases | right | wrong | undecided | top-1 right | accuracy |\n|---|---:|---:|---:|---:|---:|---:|"
+            "\n## Routing, no database named\n\nRight, wrong and undecided at the lexical margin ({}); \
+             \"decided\" are the questions the pipeline routes without asking the model (a lead \
+             of {}), the others go to the model.\n\n| lang | cases | right | wrong | undecided | top-1 right | accuracy | decided | decided right |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            crate::linking::route::MARGIN,
+            crate::linking::route::DECIDE_MARGIN
         );
         for r in &self.routing {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {:.3} |",
-                r.language, r.cases, r.right, r.wrong, r.undecided, r.top1_right, r.accuracy
+                "| {} | {} | {} | {} | {} | {} | {:.3} | {} | {} |",
+                r.language,
+                r.cases,
+                r.right,
+                r.wrong,
+                r.undecided,
+                r.top1_right,
+                r.accuracy,
+                r.decided,
+                r.decided_right
             );
         }
         let excluded: Vec<&CaseResult> = self
@@ -426,6 +453,7 @@ pub async fn run_offline(
             prompt_tokens: context.prompt_tokens,
             schema_tokens: context.schema_tokens,
             routed: routing.chosen,
+            decided: routing.decided,
             routed_top: routing.candidates.first().map(|c| c.database.clone()),
             routing: routing.candidates,
             link_ms,

@@ -60,9 +60,10 @@ pub async fn load(settings: &Settings, only: Option<&str>) -> Result<Vec<Loaded>
 /// How the database was chosen.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoutingReport {
-    /// `given` (--db), `only` (one database), `lexical` (routing was confident), or
-    /// `ambiguous` (not confident: the pipeline would ask the model or answer
-    /// `AMBIGUOUS_QUERY`; the context shown is the best candidate's).
+    /// `given` (--db), `only` (one database), `lexical` (routing decided: the pipeline takes
+    /// it without the model), `best_guess` (ahead, but not by enough to decide: the pipeline
+    /// asks the model; the context shown is the best candidate's), or `ambiguous` (no
+    /// database ahead: the pipeline asks the model or answers `AMBIGUOUS_QUERY`).
     pub method: &'static str,
     /// Every database, best first, with its routing score (log-likelihood; higher is better).
     pub candidates: Vec<Candidate>,
@@ -124,8 +125,13 @@ impl ContextReport {
             "only" => "the only database configured".to_string(),
             "lexical" => format!(
                 "its schema and description match the question's words best (scores: {scores}; \
-                 chosen when the best leads by {})",
-                crate::linking::route::MARGIN
+                 decided without the model when the best leads by {})",
+                crate::linking::route::DECIDE_MARGIN
+            ),
+            "best_guess" => format!(
+                "best guess: it leads (scores: {scores}) but by less than {}, so the pipeline \
+                 would ask the model to choose",
+                crate::linking::route::DECIDE_MARGIN
             ),
             _ => format!(
                 "best guess only: no database leads clearly (scores: {scores}); the pipeline \
@@ -290,8 +296,10 @@ impl<'a> Estate<'a> {
                 let routed = self.route(question);
                 let method = if self.loaded.len() == 1 {
                     "only"
-                } else if routed.chosen.is_some() {
+                } else if routed.decided.is_some() {
                     "lexical"
+                } else if routed.chosen.is_some() {
+                    "best_guess"
                 } else {
                     "ambiguous"
                 };

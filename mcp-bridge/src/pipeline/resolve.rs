@@ -1,7 +1,8 @@
 //! Stage 1, resolve: which database the question is for — the one given, else the only one
-//! ready, else the one the question names, else the one lexical routing is confident of
+//! ready, else the one the question names, else the one lexical routing has decided on
 //! ([`crate::linking::route`]: the question's words scored against each database's snapshot
-//! and description, Chinese and other scripts included), else the model's choice among the
+//! and description, Chinese and other scripts included; decided when the best leads by
+//! [`crate::linking::route::DECIDE_MARGIN`]), else the model's choice among the
 //! ready ones, shown best-ranked first ([`crate::prompts::route`]), else `AMBIGUOUS_QUERY`
 //! with the candidates — and its current schema (the cached snapshot, checked against the
 //! database's fingerprint when the check is due).
@@ -66,7 +67,7 @@ async fn choose(
     if let [(d, _)] = named.as_slice() {
         return Ok(d.clone());
     }
-    // lexical routing: chosen when one database clearly leads
+    // lexical routing: taken when one database leads by far (`route::DECIDE_MARGIN`)
     let targets: Vec<Target<'_>> = ready
         .iter()
         .map(|(d, c)| Target {
@@ -76,7 +77,7 @@ async fn choose(
         })
         .collect();
     let routing = route(question, &targets);
-    if let Some(chosen) = &routing.chosen {
+    if let Some(chosen) = &routing.decided {
         if let Some((d, _)) = ready.iter().find(|(d, _)| &d.name == chosen) {
             tracing::debug!(database = %d.name, candidates = ?routing.candidates, "routed lexically");
             return Ok(d.clone());
@@ -132,8 +133,8 @@ async fn choose(
         .collect::<Vec<_>>()
         .join(", ");
     let mut detail = format!(
-        "lexical routing led by less than {} (scores: {scores})",
-        crate::linking::route::MARGIN
+        "lexical routing did not decide: the best database must lead by {} (scores: {scores})",
+        crate::linking::route::DECIDE_MARGIN
     );
     if !route.reason.trim().is_empty() {
         detail.push_str(&format!("; the model's reason: {}", route.reason));
