@@ -193,3 +193,134 @@ async fn model_selection_can_be_turned_off() {
         .unwrap_or_else(|e| panic!("{e}"));
     model.assert_done();
 }
+
+/// The text of a request's `<tag>` block.
+fn block_of(text: &str, tag: &str) -> String {
+    let open = format!("<{tag}>\n");
+    let close = format!("\n</{tag}>");
+    let start = text.find(&open).map_or(0, |i| i + open.len());
+    let end = text[start..].find(&close).map_or(text.len(), |i| start + i);
+    text[start..end].to_string()
+}
+
+/// `eval --with-model` over the fixtures' `nlq_large` cases with an oracle for a model: the
+/// scripted server answers each `table_selection` request with the relations of the catalogue
+/// that the case's expected SQL names (found by the question in the request). It measures what
+/// the context stage does with a right selection — merging, join paths, the budget — not a
+/// model's judgement; the figures are printed (`--nocapture`) for the design document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_with_the_selection_step_recalls_chinese_questions() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cases_path = root.join("fixtures/TEST_QUERIES.md");
+    let cases =
+        mcp_bridge::eval::cases::parse_cases_file(&std::fs::read_to_string(&cases_path).unwrap())
+            .unwrap();
+    let gold_sql: std::collections::HashMap<String, String> = cases
+        .iter()
+        .filter(|c| c.database == "nlq_large")
+        .flat_map(|c| {
+            c.phrasings()
+                .into_iter()
+                .map(|(_, q)| (q.to_string(), c.sql.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let model = ScriptedOpenAi::with_responder(move |r| {
+        if r.schema_name != "table_selection" {
+            return Reply::Status(500, json!({"error": {"message": "only table_selection"}}));
+        }
+        let question = block_of(&r.messages_text, "question");
+        let catalogue = block_of(&r.messages_text, "schema_catalogue");
+        let Some(sql) = gold_sql.get(&question) else {
+            return Reply::Json(json!({"tables": [], "reason": "unknown question"}));
+        };
+        // the catalogue's relations that the expected SQL names
+        let listed: Vec<&str> = catalogue
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| w.contains('.'))
+            .collect();
+        let words: std::collections::HashSet<String> = sql
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            .map(str::to_lowercase)
+            .collect();
+        let tables: Vec<&str> = listed
+            .into_iter()
+            .filter(|t| words.contains(&t.to_lowercase()))
+            .collect();
+        Reply::Json(json!({"tables": tables, "reason": "the tables of the expected query"}))
+    })
+    .await;
+    let dir = common::TempDir::new("eval-model");
+    let config = dir.write(
+        "bridge.toml",
+        &config_toml_with(Some(&model.base_url()), &["nlq_large"], ""),
+    );
+    let out_dir = dir.path().join("out");
+    let run = |with_model: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pg-nlq-bridge"));
+        cmd.args(["eval", "--config", config.to_str().unwrap()])
+            .args(["--cases", cases_path.to_str().unwrap()])
+            .args(["--db", "nlq_large", "--out", out_dir.to_str().unwrap()]);
+        if with_model {
+            cmd.arg("--with-model");
+        }
+        for var in common::CONFIG_ENV_VARS {
+            cmd.env_remove(var);
+        }
+        let out = cmd.output().expect("run pg-nlq-bridge");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+                .unwrap();
+        report
+    };
+    let recall = |report: &serde_json::Value, language: &str| -> f64 {
+        report["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["level"] == "all" && g["language"] == language)
+            .and_then(|g| g["recall"].as_f64())
+            .unwrap()
+    };
+    let lexical = tokio::task::block_in_place(|| run(false));
+    let selected = tokio::task::block_in_place(|| run(true));
+    assert_eq!(
+        selected["with_model"], true,
+        "not resumed from the lexical run"
+    );
+    let median = |report: &serde_json::Value, language: &str| -> u64 {
+        report["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["level"] == "all" && g["language"] == language)
+            .and_then(|g| g["median_prompt_tokens"].as_u64())
+            .unwrap()
+    };
+    eprintln!(
+        "nlq_large median prompt tokens: zh {} lexical, {} with the selection",
+        median(&lexical, "zh"),
+        median(&selected, "zh")
+    );
+    let (zh_before, zh_after) = (recall(&lexical, "zh"), recall(&selected, "zh"));
+    let (en_before, en_after) = (recall(&lexical, "en"), recall(&selected, "en"));
+    let calls = selected["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["selected"].is_null())
+        .count();
+    eprintln!(
+        "nlq_large strict recall: zh {zh_before:.3} lexical, {zh_after:.3} with the oracle \
+         selection; en {en_before:.3} lexical, {en_after:.3} with it; {calls} selection calls"
+    );
+    assert!(zh_after > zh_before + 0.5, "{zh_before} -> {zh_after}");
+    assert!(en_after >= en_before, "{en_before} -> {en_after}");
+    // every Chinese question made the call (another script than the names)
+    assert!(calls >= 63, "{calls}");
+}

@@ -66,6 +66,13 @@ pub struct CaseResult {
     /// The best lexical match's strength.
     #[serde(default)]
     pub strength: Option<f64>,
+    /// With a model (`eval --with-model`): the relations the model-assisted selection chose
+    /// (`None`: no selection call was made for this question).
+    #[serde(default)]
+    pub selected: Option<Vec<String>>,
+    /// With a model: tokens of the selection call.
+    #[serde(default)]
+    pub model_tokens: u64,
 }
 
 /// Figures for one group of results.
@@ -126,6 +133,10 @@ pub struct Report {
     pub groups: Vec<Group>,
     pub routing: Vec<RoutingFigures>,
     pub mean_link_ms: f64,
+    /// Whether the context stage's model-assisted table selection ran (`eval --with-model`);
+    /// a report of the other kind is not resumed.
+    #[serde(default)]
+    pub with_model: bool,
 }
 
 fn percentile(sorted: &[usize], p: f64) -> usize {
@@ -232,13 +243,18 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "# Evaluation, offline part (no model)\n\nBudget {} schema tokens ({}); {} results; \
+            "# Evaluation, {}\n\nBudget {} schema tokens ({}); {} results; \
              linking {:.3} ms per question on average. Recall is strict: a case counts only when \
              every relation its expected SQL reads (as `nlq_validate` reports) is in the context; \
              cases whose gold the bridge role cannot see are excluded from it and counted apart. \
              \"Weak evidence\" counts the questions whose lexical evidence is weak while the whole \
              schema does not fit: the pipeline asks the model to choose their tables (recall here \
              is without that step).\n",
+            if self.with_model {
+                "context stage with the model's table selection"
+            } else {
+                "offline part (no model)"
+            },
             self.budget,
             self.encoding,
             self.results.len(),
@@ -355,10 +371,26 @@ pub async fn run_offline(
     only: Option<&str>,
     out: &Path,
 ) -> Result<Report, BridgeError> {
+    run_context(cases, estate, settings, only, out, None).await
+}
+
+/// [`run_offline`], with the context stage's model-assisted table selection through `model`
+/// when given (recall is then that of the context the pipeline would build with the model).
+pub async fn run_context(
+    cases: &[Case],
+    estate: &Estate<'_>,
+    settings: &Settings,
+    only: Option<&str>,
+    out: &Path,
+    model: Option<&dyn crate::llm::ChatModel>,
+) -> Result<Report, BridgeError> {
     std::fs::create_dir_all(out)
         .map_err(|e| BridgeError::Internal(format!("cannot create {}: {e}", out.display())))?;
     let report_path = out.join("report.json");
-    let mut report = read_report(&report_path).unwrap_or_default();
+    let mut report = read_report(&report_path)
+        .filter(|r| r.with_model == model.is_some())
+        .unwrap_or_default();
+    report.with_model = model.is_some();
     report.budget = settings.context.max_tokens;
     report.encoding = estate.counter.encoding.to_string();
     report.databases = estate.loaded.iter().map(|l| l.name.clone()).collect();
@@ -409,7 +441,14 @@ pub async fn run_offline(
             }
         };
         let started = Instant::now();
-        let context = estate.context(question, Some(&case.database), settings)?;
+        let context = match model {
+            Some(model) => {
+                estate
+                    .context_with_model(question, Some(&case.database), settings, model)
+                    .await?
+            }
+            None => estate.context(question, Some(&case.database), settings)?,
+        };
         let link_ms = started.elapsed().as_secs_f64() * 1000.0;
         let routing = estate.route(question);
         let (gold, excluded) = match gold {
@@ -459,6 +498,8 @@ pub async fn run_offline(
             link_ms,
             weakness: context.weakness,
             strength: context.strength,
+            selected: context.selection.as_ref().map(|s| s.chosen.clone()),
+            model_tokens: context.model_tokens.map_or(0, |t| t.total()),
         });
         write_report(&report_path, &report)?;
         bar.inc(1);
