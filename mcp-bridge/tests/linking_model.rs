@@ -324,3 +324,52 @@ async fn eval_with_the_selection_step_recalls_chinese_questions() {
     // every Chinese question made the call (another script than the names)
     assert!(calls >= 63, "{calls}");
 }
+
+/// `pg-nlq-bridge context --with-model` makes the pipeline's selection call and shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn context_with_model_shows_the_selection() {
+    let model = ScriptedOpenAi::start(vec![Step::expect("table_selection")
+        .containing(HEADCOUNT_ZH)
+        .reply(Reply::Json(json!({
+            "tables": ["hr.departments", "hr.employees", "hr.made_up"],
+            "reason": "headcount"
+        })))])
+    .await;
+    let dir = common::TempDir::new("context-model");
+    let config = dir.write(
+        "bridge.toml",
+        &config_toml_with(Some(&model.base_url()), &["nlq_large"], ""),
+    );
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pg-nlq-bridge"));
+        cmd.args([
+            "context",
+            "--config",
+            config.to_str().unwrap(),
+            "--with-model",
+        ])
+        .args(extra)
+        .arg(HEADCOUNT_ZH);
+        for var in common::CONFIG_ENV_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.output().expect("run pg-nlq-bridge")
+    };
+    let out = tokio::task::block_in_place(|| run(&["--json"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    model.assert_done();
+    assert_eq!(v["weakness"], "other_script", "{v}");
+    assert_eq!(
+        v["selection"]["chosen"],
+        json!(["hr.departments", "hr.employees"])
+    );
+    assert_eq!(v["selection"]["ignored"], json!(["hr.made_up"]));
+    assert_eq!(v["relations"][0], "hr.departments");
+    assert_eq!(v["reasons"][0], "selected");
+    assert!(v["model_tokens"]["input"].as_u64().unwrap() > 0, "{v}");
+}
