@@ -305,6 +305,7 @@ impl Report {
                 r.decided_right
             );
         }
+        s.push_str(&self.targets());
         let excluded: Vec<&CaseResult> = self
             .results
             .iter()
@@ -338,6 +339,45 @@ impl Report {
                     r.missing.join(", ")
                 );
             }
+        }
+        s
+    }
+}
+
+impl Report {
+    /// The targets of issue 13 that these results measure, each with its figure and whether
+    /// it is met: `nlq_large` English strict recall ≥ 0.97 with a median prompt ≤ 4,000
+    /// tokens, and routing accuracy ≥ 0.95 with no database named, per language.
+    pub fn targets(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::from("\n## Targets (issue 13)\n\n");
+        let met = |ok: bool| if ok { "met" } else { "not met" };
+        if let Some(g) = self
+            .groups
+            .iter()
+            .find(|g| g.database == "nlq_large" && g.level == "all" && g.language == "en")
+        {
+            let _ = writeln!(
+                s,
+                "- nlq_large, English: strict recall {:.3} (target ≥ 0.97: {}); median prompt \
+                 {} tokens (target ≤ 4000: {})",
+                g.recall,
+                met(g.recall >= 0.97),
+                g.median_prompt_tokens,
+                met(g.median_prompt_tokens <= 4000)
+            );
+        }
+        for r in &self.routing {
+            let _ = writeln!(
+                s,
+                "- routing, no database named, {} phrasings: accuracy {:.3} ({}/{}; target ≥ \
+                 0.95: {})",
+                r.language,
+                r.accuracy,
+                r.right,
+                r.cases,
+                met(r.accuracy >= 0.95)
+            );
         }
         s
     }
