@@ -34,6 +34,19 @@ fn ask_large(question: &str) -> QueryRequest {
     }
 }
 
+/// A bridge over nlq_large with the scripted model; `extra` settings after `[database]`'s.
+async fn large_bridge(
+    model: &ScriptedOpenAi,
+    extra: &str,
+) -> std::sync::Arc<mcp_bridge::bridge::Bridge> {
+    start(settings_from(&config_toml_with(
+        Some(&model.base_url()),
+        &["nlq_large"],
+        extra,
+    )))
+    .await
+}
+
 /// The schema context block of a generation request.
 fn schema_context(r: &Recorded) -> String {
     let text = &r.messages_text;
@@ -87,12 +100,7 @@ async fn a_chinese_question_gets_the_tables_the_model_chooses() {
         Step::expect("result_verdict").reply(verdict(9, "headcount per department")),
     ])
     .await;
-    let bridge = start(settings_from(&config_toml_with(
-        Some(&model.base_url()),
-        &["nlq_large"],
-        "",
-    )))
-    .await;
+    let bridge = large_bridge(&model, "").await;
     let answer = bridge
         .query(ask_large(HEADCOUNT_ZH), None)
         .await
@@ -131,12 +139,7 @@ async fn strong_lexical_evidence_needs_no_selection_call() {
         Step::expect("result_verdict").reply(verdict(9, "ok")),
     ])
     .await;
-    let bridge = start(settings_from(&config_toml_with(
-        Some(&model.base_url()),
-        &["nlq_large"],
-        "",
-    )))
-    .await;
+    let bridge = large_bridge(&model, "").await;
     let answer = bridge
         .query(ask_large(HEADCOUNT_EN), None)
         .await
@@ -159,12 +162,7 @@ async fn a_failed_selection_leaves_the_context_lexical() {
         Step::expect("result_verdict").reply(verdict(8, "ok")),
     ])
     .await;
-    let bridge = start(settings_from(&config_toml_with(
-        Some(&model.base_url()),
-        &["nlq_large"],
-        "",
-    )))
-    .await;
+    let bridge = large_bridge(&model, "").await;
     let answer = bridge
         .query(ask_large(HEADCOUNT_ZH), None)
         .await
@@ -181,12 +179,7 @@ async fn model_selection_can_be_turned_off() {
         Step::expect("result_verdict").reply(verdict(9, "ok")),
     ])
     .await;
-    let bridge = start(settings_from(&config_toml_with(
-        Some(&model.base_url()),
-        &["nlq_large"],
-        "[context]\nmodel_selection = false\n",
-    )))
-    .await;
+    let bridge = large_bridge(&model, "[context]\nmodel_selection = false\n").await;
     bridge
         .query(ask_large(HEADCOUNT_ZH), None)
         .await
