@@ -64,6 +64,18 @@ struct Sample {
     stages: BTreeMap<&'static str, f64>,
 }
 
+/// The figures of design §8 (issue 5, before the restructure of issue 11): clients, bridge
+/// median ms, baseline median ms. Printed beside this run's: the ratio to the baseline of the
+/// same run is what compares across machines and loads.
+const DESIGN: [(usize, f64, f64); 6] = [
+    (1, 1.91, 0.91),
+    (2, 2.95, 1.01),
+    (4, 4.53, 1.91),
+    (8, 7.98, 4.79),
+    (16, 17.0, 4.96),
+    (32, 34.4, 4.97),
+];
+
 async fn run_bridge(bridge: &Arc<Bridge>, clients: usize, per_client: usize) -> (Vec<Sample>, f64) {
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
@@ -198,8 +210,17 @@ async fn main() {
     println!("bridge overhead per question (scripted model answering instantly), nlq_small, pool size {pool_size}");
     println!("{per_count} questions per client count; baseline = nlq_validate + nlq_run on one plain connection per client\n");
     println!(
-        "{:>7} | {:>9} {:>9} | {:>9} {:>9} | {:>6} | {:>9} {:>9}",
-        "clients", "median ms", "p99 ms", "base med", "base p99", "ratio", "q/s", "base q/s"
+        "{:>7} | {:>9} {:>9} | {:>9} {:>9} | {:>6} | {:>9} {:>9} | {:>10} {:>12}",
+        "clients",
+        "median ms",
+        "p99 ms",
+        "base med",
+        "base p99",
+        "ratio",
+        "q/s",
+        "base q/s",
+        "design med",
+        "design ratio"
     );
     let mut stage_report = Vec::new();
     for clients in [1usize, 2, 4, 8, 16, 32] {
@@ -215,8 +236,13 @@ async fn main() {
         let base_sorted = sorted(base.clone());
         let med = percentile(&totals, 50.0);
         let base_med = percentile(&base_sorted, 50.0);
+        let (design_med, design_base) = DESIGN
+            .iter()
+            .find(|(c, _, _)| *c == clients)
+            .map(|(_, m, b)| (*m, *b))
+            .unwrap_or((f64::NAN, f64::NAN));
         println!(
-            "{:>7} | {:>9.3} {:>9.3} | {:>9.3} {:>9.3} | {:>6.2} | {:>9.0} {:>9.0}",
+            "{:>7} | {:>9.3} {:>9.3} | {:>9.3} {:>9.3} | {:>6.2} | {:>9.0} {:>9.0} | {:>10.2} {:>12.2}",
             clients,
             med,
             percentile(&totals, 99.0),
@@ -225,6 +251,8 @@ async fn main() {
             med / base_med,
             samples.len() as f64 / secs,
             base.len() as f64 / base_secs,
+            design_med,
+            design_med / design_base,
         );
         if clients == 1 || clients == 32 {
             stage_report.push((clients, samples));

@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::llm::{LlmError, TokenUsage};
+use crate::llm::TokenUsage;
+
+pub use crate::code::ErrorCode;
+pub use crate::error::{Attempt, ToolError};
 
 /// What the caller wants back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -223,21 +226,6 @@ pub struct StageTiming {
     pub runs: u32,
 }
 
-/// How one attempt ended.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct Attempt {
-    pub number: u32,
-    /// The SQL the model wrote, if it wrote any.
-    pub sql: Option<String>,
-    /// `ACCEPTED`, a validation code (`NOT_A_QUERY`...), `EXECUTION_ERROR`, `LOW_SCORE`,
-    /// `UNVERIFIED`, `MALFORMED_OUTPUT`, `LLM_ERROR`, or the code of the error that ended the
-    /// question (`CONNECTION_ERROR`...).
-    pub outcome: String,
-    pub message: String,
-    /// The verifier's score, when it ran.
-    pub score: Option<u8>,
-}
-
 /// The answer to a question.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Answer {
@@ -268,207 +256,6 @@ pub struct Answer {
     pub total_ms: f64,
     /// What answered: "openai gpt-5-mini", "client sampling".
     pub model: String,
-}
-
-/// Stable error codes of the tools.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ErrorCode {
-    InvalidArgument,
-    UnknownDatabase,
-    DatabaseUnavailable,
-    AmbiguousQuery,
-    /// The database administrator restricts what the query reads (policy or privileges).
-    Restricted,
-    /// The query's estimated cost is over the administrator's limit.
-    TooExpensive,
-    /// Writes, locking, forbidden functions, several statements: never run.
-    UnsafeSql,
-    SyntaxError,
-    ExecutionError,
-    ExecutionTimeout,
-    ConnectionError,
-    /// The database does not have pg_nlq (or not a version this bridge can call).
-    ExtensionMissing,
-    NoModel,
-    LlmError,
-    AttemptsExhausted,
-    ResultTooLarge,
-    RateLimited,
-    ConfigError,
-    InternalError,
-    Cancelled,
-}
-
-impl ErrorCode {
-    /// Every code, in the order the README lists them (`mcp-bridge/tests/readme.rs` checks the
-    /// README's list against this one, and this one against `as_str`).
-    pub const ALL: [ErrorCode; 20] = [
-        ErrorCode::InvalidArgument,
-        ErrorCode::UnknownDatabase,
-        ErrorCode::DatabaseUnavailable,
-        ErrorCode::AmbiguousQuery,
-        ErrorCode::Restricted,
-        ErrorCode::TooExpensive,
-        ErrorCode::UnsafeSql,
-        ErrorCode::SyntaxError,
-        ErrorCode::ExecutionError,
-        ErrorCode::ExecutionTimeout,
-        ErrorCode::ConnectionError,
-        ErrorCode::ExtensionMissing,
-        ErrorCode::NoModel,
-        ErrorCode::LlmError,
-        ErrorCode::AttemptsExhausted,
-        ErrorCode::ResultTooLarge,
-        ErrorCode::RateLimited,
-        ErrorCode::ConfigError,
-        ErrorCode::InternalError,
-        ErrorCode::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
-            ErrorCode::UnknownDatabase => "UNKNOWN_DATABASE",
-            ErrorCode::DatabaseUnavailable => "DATABASE_UNAVAILABLE",
-            ErrorCode::AmbiguousQuery => "AMBIGUOUS_QUERY",
-            ErrorCode::Restricted => "RESTRICTED",
-            ErrorCode::TooExpensive => "TOO_EXPENSIVE",
-            ErrorCode::UnsafeSql => "UNSAFE_SQL",
-            ErrorCode::SyntaxError => "SYNTAX_ERROR",
-            ErrorCode::ExecutionError => "EXECUTION_ERROR",
-            ErrorCode::ExecutionTimeout => "EXECUTION_TIMEOUT",
-            ErrorCode::ConnectionError => "CONNECTION_ERROR",
-            ErrorCode::ExtensionMissing => "EXTENSION_MISSING",
-            ErrorCode::NoModel => "NO_MODEL",
-            ErrorCode::LlmError => "LLM_ERROR",
-            ErrorCode::AttemptsExhausted => "ATTEMPTS_EXHAUSTED",
-            ErrorCode::ResultTooLarge => "RESULT_TOO_LARGE",
-            ErrorCode::RateLimited => "RATE_LIMITED",
-            ErrorCode::ConfigError => "CONFIG_ERROR",
-            ErrorCode::InternalError => "INTERNAL_ERROR",
-            ErrorCode::Cancelled => "CANCELLED",
-        }
-    }
-}
-
-/// An error a tool returns: a stable code, a message a person can act on, whether retrying
-/// may help, and (for `query`) every attempt that was made.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct ToolError {
-    pub code: ErrorCode,
-    /// The bridge's own words.
-    pub message: String,
-    /// What the database server or the model endpoint said (an error message and its hint, a
-    /// routing reason...): not the bridge's text, it may quote data, so it is untrusted and
-    /// shown only inside the fence ([`crate::untrusted`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    pub retryable: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub attempts: Vec<Attempt>,
-    /// Databases the question could be about (`AMBIGUOUS_QUERY`) or that exist
-    /// (`UNKNOWN_DATABASE`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub candidates: Vec<String>,
-    /// The database the error concerns, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub database: Option<String>,
-    /// pg_nlq's code, when the error is one pg_nlq reported or raised (the contract,
-    /// [`crate::contract`]); `code` is what it means for users.
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub pg_nlq_code: Option<crate::contract::ExtCode>,
-}
-
-impl ToolError {
-    pub fn new(code: ErrorCode, message: impl Into<String>, retryable: bool) -> Self {
-        ToolError {
-            code,
-            // Every error message passes the one redaction path before anyone sees it.
-            message: crate::redact::redact(&message.into()),
-            detail: None,
-            retryable,
-            attempts: Vec::new(),
-            candidates: Vec::new(),
-            database: None,
-            pg_nlq_code: None,
-        }
-    }
-
-    /// The error, naming the database it concerns (unless it names one already).
-    pub fn with_database(mut self, name: impl Into<String>) -> Self {
-        if self.database.is_none() {
-            self.database = Some(name.into());
-        }
-        self
-    }
-
-    /// The error with `detail`: what the server or the model said (redacted).
-    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        let detail = crate::redact::redact(&detail.into());
-        self.detail = (!detail.trim().is_empty()).then_some(detail);
-        self
-    }
-
-    /// The message followed by the detail: what the model is told about a failed attempt
-    /// (inside the prompt's own fence) and what an attempt records.
-    pub fn full_message(&self) -> String {
-        match &self.detail {
-            Some(detail) => format!("{}: {detail}", self.message),
-            None => self.message.clone(),
-        }
-    }
-
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidArgument, message, false)
-    }
-
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InternalError, message, false)
-    }
-
-    /// `error[CODE]: message` on one line.
-    pub fn one_line(&self) -> String {
-        crate::text::error_line(self.code, &self.message)
-    }
-}
-
-impl std::fmt::Display for ToolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code.as_str(), self.message)
-    }
-}
-
-impl std::error::Error for ToolError {}
-
-impl From<LlmError> for ToolError {
-    fn from(err: LlmError) -> Self {
-        let (code, message) = match &err {
-            // the bridge's own words
-            LlmError::NotConfigured(m) => (ErrorCode::NoModel, m.clone()),
-            LlmError::Timeout(_) => (ErrorCode::LlmError, err.to_string()),
-            LlmError::Cancelled => (ErrorCode::Cancelled, err.to_string()),
-            // what the endpoint (or the model) said comes in the detail
-            LlmError::RateLimited { .. } => (
-                ErrorCode::RateLimited,
-                "the model endpoint is rate limiting requests".to_string(),
-            ),
-            LlmError::Transport { .. } => {
-                (ErrorCode::LlmError, "the model endpoint failed".to_string())
-            }
-            LlmError::Malformed(_) => (
-                ErrorCode::LlmError,
-                "the model's reply is malformed".to_string(),
-            ),
-            LlmError::Refused(_) => (ErrorCode::LlmError, "the model refused".to_string()),
-        };
-        let tool = ToolError::new(code, message, err.retryable());
-        match &err {
-            LlmError::NotConfigured(_) | LlmError::Timeout(_) | LlmError::Cancelled => tool,
-            _ => tool.with_detail(err.to_string()),
-        }
-    }
 }
 
 #[cfg(test)]

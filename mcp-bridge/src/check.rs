@@ -39,10 +39,20 @@ impl Lines {
 
 /// Checks everything `settings` names.
 pub async fn check(settings: &Settings) -> Report {
+    check_all(settings, &[]).await
+}
+
+/// [`check`], first listing `problems`, what reading the configuration found
+/// ([`crate::settings::Loaded`]): every one is an error, and everything else is still checked
+/// (with the default where a value was wrong).
+pub async fn check_all(settings: &Settings, problems: &[String]) -> Report {
     let mut out = Lines {
         text: format!("configuration\n{}", indent(&settings.describe())),
         errors: 0,
     };
+    for problem in problems {
+        out.bad(problem.clone());
+    }
     let mut usable = 0usize;
     let mut warned_roles = std::collections::BTreeSet::new();
     // escaped name → the servers that have it, to say which names get qualified
@@ -116,6 +126,12 @@ pub async fn check(settings: &Settings) -> Report {
                     }
                     report_policy(&database, &name, &role, &mut policy_seen, &mut out).await;
                     match database.load().await {
+                        Ok(cached) if cached.snapshot.relations.is_empty() => {
+                            out.warn(format!(
+                                "{name}: the role {role} sees no relations: grant it something \
+                                 or exclude the database (servers.exclude)"
+                            ));
+                        }
                         Ok(cached) => {
                             usable += 1;
                             out.good(format!(

@@ -1,13 +1,16 @@
-//! Where the bridge's settings come from: the database's connection string is taken from the
-//! command line (`--database`) or else from the environment (`NLQ_DATABASE_URL`).
+//! Connection strings: parsed once (libpq key/value strings and `postgres://` URLs, with the
+//! TLS options), redacted for messages. Where they come from: a configuration file's
+//! `[[servers]]`, `NLQ_DATABASE_URL` (a server whose databases are discovered, see
+//! [`crate::settings`]) and `snapshot --dsn` (one database).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::conninfo::TlsMode;
 use crate::error::{describe_pg_error, BridgeError};
-use crate::tls::TlsMode;
 
-/// Environment variable holding the connection string when `--database` is not given.
+/// Environment variable naming a server (its databases are discovered) when no configuration
+/// file names one; the same meaning for every command.
 pub const DATABASE_ENV: &str = "NLQ_DATABASE_URL";
 
 /// How long to wait for a server when the connection string sets no `connect_timeout`.
@@ -36,30 +39,16 @@ impl std::fmt::Debug for DatabaseConfig {
 }
 
 impl DatabaseConfig {
-    /// The connection string of `--database` when given (`flag`), else the value of
-    /// [`DATABASE_ENV`] (`env`, empty counts as unset).
+    /// The connection string of `--dsn` when given (`flag`), else `env` (empty counts as
+    /// unset).
     pub fn resolve(flag: Option<String>, env: Option<String>) -> Result<Self, BridgeError> {
         match (flag, env) {
-            (Some(dsn), _) => Self::parse(&dsn, "--database"),
+            (Some(dsn), _) => Self::parse(&dsn, "--dsn"),
             (None, Some(dsn)) if !dsn.trim().is_empty() => Self::parse(&dsn, DATABASE_ENV),
             (None, _) => Err(BridgeError::Config(format!(
-                "no database given: pass --database <conninfo-or-URL> or set {DATABASE_ENV}"
+                "no database given: pass --dsn <conninfo-or-URL> or set {DATABASE_ENV}"
             ))),
         }
-    }
-
-    /// [`Self::resolve`] with `env` read from the process environment.
-    pub fn from_flag_or_env(flag: Option<String>) -> Result<Self, BridgeError> {
-        let env = match std::env::var(DATABASE_ENV) {
-            Ok(value) => Some(value),
-            Err(std::env::VarError::NotPresent) => None,
-            Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(BridgeError::Config(format!(
-                    "{DATABASE_ENV} is not valid UTF-8"
-                )))
-            }
-        };
-        Self::resolve(flag, env)
     }
 
     /// Parses a libpq key/value connection string or a `postgres://` URL; `source` names where
@@ -77,7 +66,7 @@ impl DatabaseConfig {
                  \"host=localhost dbname=shop\" or \"postgres://localhost/shop\""
             )));
         }
-        let options = crate::tls::extract_options(dsn);
+        let options = crate::conninfo::extract_options(dsn);
         let (tls, root_cert) =
             TlsMode::resolve(options.sslmode.as_deref(), options.sslrootcert.as_deref()).map_err(
                 |e| {
@@ -170,8 +159,6 @@ impl DatabaseConfig {
     }
 }
 
-const REDACTED: &str = crate::redact::REDACTED;
-
 /// The connection string with every password replaced by `***`: the `password` keyword of a
 /// key/value string, or the password of a URL's user information (any scheme, so that a
 /// mistyped `postgress://` or a `jdbc:postgresql://` is redacted too) and its `password`
@@ -179,22 +166,6 @@ const REDACTED: &str = crate::redact::REDACTED;
 /// [`crate::redact`].
 pub fn redact_dsn(dsn: &str) -> String {
     crate::redact::redact_dsn(dsn)
-}
-
-/// `key = value ...` with every `password` value replaced by `***`; malformed text after the
-/// last pair is not echoed ([`crate::conninfo::pairs`]).
-pub(crate) fn redact_conninfo(dsn: &str) -> String {
-    use crate::conninfo::Token;
-    let mut out: Vec<String> = Vec::new();
-    for token in crate::conninfo::pairs(dsn) {
-        match token {
-            Token::Pair(p) if p.key == "password" => out.push(format!("{}={REDACTED}", p.key)),
-            Token::Pair(p) => out.push(format!("{}={}", p.key, p.raw)),
-            Token::NotAPair { word } => out.push(format!("{word} ...")),
-            Token::Unterminated { key } => out.push(format!("{key}=...")),
-        }
-    }
-    out.join(" ")
 }
 
 #[cfg(test)]
@@ -269,7 +240,7 @@ mod tests {
             let message = config_error(DatabaseConfig::resolve(None, env));
             assert_eq!(
                 message,
-                "no database given: pass --database <conninfo-or-URL> or set NLQ_DATABASE_URL"
+                "no database given: pass --dsn <conninfo-or-URL> or set NLQ_DATABASE_URL"
             );
         }
     }
@@ -277,7 +248,7 @@ mod tests {
     #[test]
     fn empty_flag_is_an_error() {
         let message = config_error(DatabaseConfig::resolve(Some(String::new()), None));
-        assert!(message.starts_with("--database is empty"), "{message}");
+        assert!(message.starts_with("--dsn is empty"), "{message}");
     }
 
     #[test]
@@ -288,7 +259,7 @@ mod tests {
         ));
         assert_eq!(
             message,
-            "--database is not a valid connection string (host=h password=*** port=x): \
+            "--dsn is not a valid connection string (host=h password=*** port=x): \
              invalid connection string: invalid value for option `port`"
         );
     }

@@ -9,7 +9,7 @@
 //! not used, the error is `EXECUTION_ERROR` (not retryable), the code is shown as the extension
 //! sent it, and the model is asked for another query.
 
-use crate::answer::ErrorCode;
+use crate::code::ErrorCode;
 
 /// A code of pg_nlq.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,9 @@
 
 use std::error::Error as _;
 
-use crate::answer::{ErrorCode, ToolError};
+use serde::Serialize;
+
+pub use crate::code::ErrorCode;
 
 /// A source error kept with its variant (for logs and `std::error::Error::source`).
 pub type Source = Box<dyn std::error::Error + Send + Sync>;
@@ -84,6 +86,111 @@ impl From<BridgeError> for ToolError {
         }
     }
 }
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Attempt {
+    pub number: u32,
+    /// The SQL the model wrote, if it wrote any.
+    pub sql: Option<String>,
+    /// `ACCEPTED`, a validation code (`NOT_A_QUERY`...), `EXECUTION_ERROR`, `LOW_SCORE`,
+    /// `UNVERIFIED`, `MALFORMED_OUTPUT`, `LLM_ERROR`, or the code of the error that ended the
+    /// question (`CONNECTION_ERROR`...).
+    pub outcome: String,
+    pub message: String,
+    /// The verifier's score, when it ran.
+    pub score: Option<u8>,
+}
+
+/// An error a tool returns: a stable code, a message a person can act on, whether retrying
+/// may help, and (for `query`) every attempt that was made.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ToolError {
+    pub code: ErrorCode,
+    /// The bridge's own words.
+    pub message: String,
+    /// What the database server or the model endpoint said (an error message and its hint, a
+    /// routing reason...): not the bridge's text, it may quote data, so it is untrusted and
+    /// shown only inside the fence ([`crate::untrusted`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub retryable: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// Databases the question could be about (`AMBIGUOUS_QUERY`) or that exist
+    /// (`UNKNOWN_DATABASE`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
+    /// The database the error concerns, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// pg_nlq's code, when the error is one pg_nlq reported or raised (the contract,
+    /// [`crate::contract`]); `code` is what it means for users.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub pg_nlq_code: Option<crate::contract::ExtCode>,
+}
+
+impl ToolError {
+    pub fn new(code: ErrorCode, message: impl Into<String>, retryable: bool) -> Self {
+        ToolError {
+            code,
+            // Every error message passes the one redaction path before anyone sees it.
+            message: crate::redact::redact(&message.into()),
+            detail: None,
+            retryable,
+            attempts: Vec::new(),
+            candidates: Vec::new(),
+            database: None,
+            pg_nlq_code: None,
+        }
+    }
+
+    /// The error, naming the database it concerns (unless it names one already).
+    pub fn with_database(mut self, name: impl Into<String>) -> Self {
+        if self.database.is_none() {
+            self.database = Some(name.into());
+        }
+        self
+    }
+
+    /// The error with `detail`: what the server or the model said (redacted).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        let detail = crate::redact::redact(&detail.into());
+        self.detail = (!detail.trim().is_empty()).then_some(detail);
+        self
+    }
+
+    /// The message followed by the detail: what the model is told about a failed attempt
+    /// (inside the prompt's own fence) and what an attempt records.
+    pub fn full_message(&self) -> String {
+        match &self.detail {
+            Some(detail) => format!("{}: {detail}", self.message),
+            None => self.message.clone(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message, false)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InternalError, message, false)
+    }
+
+    /// `error[CODE]: message` on one line.
+    pub fn one_line(&self) -> String {
+        crate::text::error_line(self.code, &self.message)
+    }
+}
+
+impl std::fmt::Display for ToolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ToolError {}
 
 /// A readable description of a PostgreSQL client error: the server's severity, message and hint
 /// for an error the server sent, otherwise the client's message followed by its causes (such as

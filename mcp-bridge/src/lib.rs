@@ -16,6 +16,7 @@
 pub mod answer;
 pub mod bridge;
 pub mod check;
+pub mod code;
 pub mod config;
 pub mod conninfo;
 pub mod contract;

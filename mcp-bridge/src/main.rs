@@ -1,6 +1,8 @@
 //! `pg-nlq-bridge`: the command line. Parses arguments, sets up logging to stderr, runs the
 //! command and reports failure as one `error[CODE]: message` line and a non-zero exit code.
 
+mod cli;
+
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -15,10 +17,17 @@ use mcp_bridge::answer::{QueryRequest, ReturnMode};
 use mcp_bridge::bridge::Bridge;
 use mcp_bridge::config::DatabaseConfig;
 use mcp_bridge::error::BridgeError;
-use mcp_bridge::settings::{ProcessEnv, Settings};
+use mcp_bridge::registry::Registry;
+use mcp_bridge::settings::{Env, ProcessEnv, Settings};
 use mcp_bridge::snapshot::Snapshot;
 
 /// Natural-language questions over PostgreSQL, through the pg_nlq extension.
+///
+/// Every command takes --config (the configuration file) and --db (which database).
+/// Without a configuration file the environment alone configures the bridge: NLQ_DATABASE_URL
+/// names a server (a libpq string or postgres:// URL); the bridge connects to the database it
+/// names to list the databases this role may connect to, and --db picks one of them.
+/// `snapshot --dsn` reads one database's connection string instead.
 ///
 /// Logs go to stderr; set RUST_LOG (for example RUST_LOG=debug) to see more of them.
 #[derive(Debug, Parser)]
@@ -39,8 +48,9 @@ enum Command {
     Run(RunArgs),
     /// Check the configuration, the servers, the databases and the model endpoint, and say
     /// exactly what is wrong.
-    CheckConfig(ConfigArgs),
-    /// Fetch the database's schema snapshot (nlq_schema_snapshot()) and print a summary.
+    CheckConfig(CheckArgs),
+    /// Fetch a database's schema snapshot (nlq_schema_snapshot()) and print a summary: the
+    /// database --db names in the configuration, or the one --dsn connects to.
     Snapshot(SnapshotArgs),
     /// Show the schema context a question would get (routing, chosen relations, token counts),
     /// without asking the model.
@@ -95,15 +105,28 @@ struct EvalArgs {
 #[derive(Debug, Args)]
 struct ConfigArgs {
     /// Configuration file (TOML) [default: the value of NLQ_CONFIG; without one, the
-    /// environment alone: NLQ_DATABASE_URL, OPENAI_API_KEY...]
+    /// environment alone: NLQ_DATABASE_URL (a server whose databases are discovered),
+    /// OPENAI_API_KEY...]
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Check only this database (and its server) [default: every configured one]
+    #[arg(long, value_name = "NAME")]
+    db: Option<String>,
 }
 
 #[derive(Debug, Args)]
 struct ServeArgs {
     #[command(flatten)]
     config: ConfigArgs,
+    /// Serve only this database [default: every configured one]
+    #[arg(long, value_name = "NAME")]
+    db: Option<String>,
     /// Serve streamable HTTP on this address (such as 127.0.0.1:8765) instead of stdio; the
     /// endpoint is http://ADDR/mcp
     #[arg(long, value_name = "ADDR")]
@@ -125,8 +148,9 @@ struct AskArgs {
     /// What to return: sql, result or both [default: inferred from the question, else result]
     #[arg(long = "return", value_name = "MODE")]
     return_mode: Option<ReturnMode>,
-    /// Most rows to return [default: pipeline.default_row_limit]
-    #[arg(long, value_name = "N")]
+    /// Most rows to return: at least 1, at most pipeline.max_row_limit [default:
+    /// pipeline.default_row_limit]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = cli::parse_limit)]
     limit: Option<u32>,
     /// In sql mode, do not test-run the query
     #[arg(long)]
@@ -145,8 +169,9 @@ struct RunArgs {
     /// The database [default: the only one]
     #[arg(long, value_name = "NAME")]
     db: Option<String>,
-    /// Most rows to return [default: pipeline.default_row_limit]
-    #[arg(long, value_name = "N")]
+    /// Most rows to return: at least 1, at most pipeline.max_row_limit [default:
+    /// pipeline.default_row_limit]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = cli::parse_limit)]
     limit: Option<u32>,
     /// Print the result as JSON
     #[arg(long)]
@@ -155,10 +180,15 @@ struct RunArgs {
 
 #[derive(Debug, Args)]
 struct SnapshotArgs {
-    /// libpq connection string ("host=... dbname=...") or postgres:// URL [default: the value
-    /// of NLQ_DATABASE_URL]
-    #[arg(long, value_name = "DSN")]
-    database: Option<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The database [default: the only one]
+    #[arg(long, value_name = "NAME")]
+    db: Option<String>,
+    /// One database's connection string ("host=... dbname=..." or a postgres:// URL), instead
+    /// of the configuration: the database it names is the one read
+    #[arg(long, value_name = "DSN", alias = "database", conflicts_with_all = ["config", "db"])]
+    dsn: Option<String>,
     /// Only this schema; repeat for several [default: every schema you may use]
     #[arg(long = "schema", value_name = "NAME")]
     schemas: Vec<String>,
@@ -186,7 +216,7 @@ async fn main() -> ExitCode {
     match result.and_then(|text| print(&text)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("{}", err.one_line());
+            eprintln!("{}", cli::cli_bridge_error(err).one_line());
             ExitCode::FAILURE
         }
     }
@@ -200,8 +230,62 @@ async fn start(args: &ConfigArgs) -> Result<Arc<Bridge>, BridgeError> {
     Bridge::start(load_settings(args)?).await
 }
 
+/// The settings narrowed to the one database `--db` names (its server, that database only),
+/// found by the names the tools take; unchanged without `--db`.
+async fn only_database(settings: Settings, db: Option<&str>) -> Result<Settings, BridgeError> {
+    let Some(name) = db else {
+        return Ok(settings);
+    };
+    let registry = Registry::new(&settings);
+    registry.discover_all().await?;
+    let database = lookup(&registry, Some(name)).await?;
+    let mut settings = settings;
+    settings.servers.retain(|s| s.name == database.server);
+    for server in &mut settings.servers {
+        server.databases = Some(vec![database.dbname.clone()]);
+        server.exclude.clear();
+    }
+    Ok(settings)
+}
+
+/// The database `name` names, or the only one; the error names the command line's flags and
+/// says why a server could not be asked.
+async fn lookup(
+    registry: &Registry,
+    name: Option<&str>,
+) -> Result<Arc<mcp_bridge::registry::Database>, BridgeError> {
+    match registry.lookup(name) {
+        Ok(database) => Ok(database),
+        Err(err) => {
+            // why a server is missing is what it (or the network) said: the detail
+            let unreachable: Vec<String> = registry
+                .list()
+                .await
+                .into_iter()
+                .filter(|i| i.status == mcp_bridge::registry::Status::ServerUnavailable)
+                .map(|i| {
+                    format!(
+                        "server {} could not be asked for its databases: {}",
+                        i.server,
+                        i.reason.unwrap_or_default()
+                    )
+                })
+                .collect();
+            let err = if unreachable.is_empty() {
+                err
+            } else {
+                let before = err.detail.clone().map(|d| d + "; ").unwrap_or_default();
+                let detail = before + &unreachable.join("; ");
+                err.with_detail(detail)
+            };
+            Err(BridgeError::Tool(err))
+        }
+    }
+}
+
 async fn serve(args: ServeArgs) -> Result<(), BridgeError> {
-    let bridge = start(&args.config).await?;
+    let settings = only_database(load_settings(&args.config)?, args.db.as_deref()).await?;
+    let bridge = Bridge::start(settings).await?;
     match args.http {
         Some(addr) => mcp_bridge::mcp::serve_http(bridge, addr, args.allow_remote).await,
         None => mcp_bridge::mcp::serve_stdio(bridge).await,
@@ -233,19 +317,21 @@ where
             match print(&mcp_bridge::redact::redact(&out)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
-                    eprintln!("{}", err.one_line());
+                    eprintln!("{}", cli::cli_bridge_error(err).one_line());
                     ExitCode::FAILURE
                 }
             }
         }
         Err(err) => {
+            // the command line's words: its flags where the message names MCP fields
+            let err = cli::cli_error(err);
             if json {
                 if let Ok(s) = serde_json::to_string_pretty(&err) {
                     let _ = print(&mcp_bridge::redact::redact(&(s + "\n")));
                 }
             }
-            // the one rendering of errors, the MCP text block's: the code and message, the
-            // database, then the detail and the attempts fenced
+            // the one rendering of errors, the MCP text block's (the code and message, the
+            // database, then the detail and the attempts fenced), naming the CLI's flags
             eprintln!(
                 "{}",
                 mcp_bridge::redact::redact(&mcp_bridge::mcp::error_text(&err))
@@ -259,7 +345,7 @@ async fn ask(args: AskArgs) -> ExitCode {
     let bridge = match start(&args.config).await {
         Ok(b) => b,
         Err(err) => {
-            eprintln!("{}", err.one_line());
+            eprintln!("{}", cli::cli_bridge_error(err).one_line());
             return ExitCode::FAILURE;
         }
     };
@@ -278,25 +364,49 @@ async fn run(args: RunArgs) -> ExitCode {
     let bridge = match start(&args.config).await {
         Ok(b) => b,
         Err(err) => {
-            eprintln!("{}", err.one_line());
+            eprintln!("{}", cli::cli_bridge_error(err).one_line());
             return ExitCode::FAILURE;
         }
     };
     let result = bridge
         .run_sql(args.db.as_deref(), &args.sql, args.limit)
         .await;
-    finish(result, args.json, mcp_bridge::mcp::run_text)
+    let caret = match &result {
+        // where the syntax error is: nlq_validate's position (a 1-based character offset)
+        Err(err) if err.code == mcp_bridge::answer::ErrorCode::SyntaxError && !args.json => {
+            match bridge.validate_sql(args.db.as_deref(), &args.sql).await {
+                Ok(v) => v.position.and_then(|p| {
+                    cli::caret(&args.sql, p).map(|c| format!("at character {p}:\n{c}"))
+                }),
+                Err(_) => None,
+            }
+        }
+        _ => None,
+    };
+    let code = finish(result, args.json, mcp_bridge::mcp::run_text);
+    if let Some(caret) = caret {
+        eprint!("{}", mcp_bridge::redact::redact(&caret));
+    }
+    code
 }
 
-async fn check_config(args: ConfigArgs) -> ExitCode {
-    let settings = match load_settings(&args) {
-        Ok(s) => s,
+async fn check_config(args: CheckArgs) -> ExitCode {
+    // every problem of the file at once; only a file that cannot be read or parsed stops here
+    let loaded = match Settings::load_all(args.config.config.as_deref(), &ProcessEnv) {
+        Ok(l) => l,
         Err(err) => {
-            eprintln!("{}", err.one_line());
+            eprintln!("{}", cli::cli_bridge_error(err).one_line());
             return ExitCode::FAILURE;
         }
     };
-    let report = mcp_bridge::check::check(&settings).await;
+    let settings = match only_database(loaded.settings, args.db.as_deref()).await {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("{}", cli::cli_bridge_error(err).one_line());
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = mcp_bridge::check::check_all(&settings, &loaded.problems).await;
     let _ = print(&report.text);
     if report.ok {
         ExitCode::SUCCESS
@@ -319,17 +429,51 @@ fn init_logging() {
 }
 
 async fn snapshot(args: SnapshotArgs) -> Result<String, BridgeError> {
-    let config = DatabaseConfig::from_flag_or_env(args.database)?;
-    let client =
-        mcp_bridge::pgnlq::connect(&config, mcp_bridge::config::DEFAULT_CONNECT_TIMEOUT).await?;
     let schemas = (!args.schemas.is_empty()).then_some(args.schemas.as_slice());
-    let what = format!("database {}", config.redacted());
-    let mut document = mcp_bridge::pgnlq::snapshot(&client, &what, schemas, !args.no_stats).await?;
+    let mut document = match args.dsn {
+        // one database, no configuration
+        Some(dsn) => {
+            let config = DatabaseConfig::parse(&dsn, "--dsn")?;
+            let client =
+                mcp_bridge::pgnlq::connect(&config, mcp_bridge::config::DEFAULT_CONNECT_TIMEOUT)
+                    .await?;
+            let what = format!("database {}", config.redacted());
+            mcp_bridge::pgnlq::snapshot(&client, &what, schemas, !args.no_stats).await?
+        }
+        // the database --db names in the configuration (or the environment), or the only one
+        None => {
+            let configured = args.config.config.is_some()
+                || ProcessEnv.var(mcp_bridge::settings::CONFIG_ENV).is_some()
+                || ProcessEnv.var(mcp_bridge::config::DATABASE_ENV).is_some();
+            if !configured {
+                return Err(BridgeError::Config(format!(
+                    "no database given: pass --dsn <conninfo-or-URL>, or --config <PATH> (or \
+                     set {} or {}) and --db <NAME>",
+                    mcp_bridge::settings::CONFIG_ENV,
+                    mcp_bridge::config::DATABASE_ENV
+                )));
+            }
+            let settings = load_settings(&args.config)?;
+            let registry = Registry::new(&settings);
+            registry.discover_all().await?;
+            let database = lookup(&registry, args.db.as_deref()).await?;
+            let call = mcp_bridge::pgnlq::Call::Snapshot {
+                schemas,
+                include_stats: !args.no_stats,
+            };
+            database
+                .call(call, &tokio_util::sync::CancellationToken::new())
+                .await
+                .map_err(|e| e.with_database(&database.name))?
+        }
+    };
     if args.json {
         document.push('\n');
         Ok(document)
     } else {
-        Ok(Snapshot::from_json(&document)?.summary())
+        Ok(mcp_bridge::render::summary::summary(&Snapshot::from_json(
+            &document,
+        )?))
     }
 }
 

@@ -148,6 +148,14 @@ pub async fn extension_schema(client: &Client, what: &str) -> Result<String, Too
     }
 }
 
+/// The one text of a database without pg_nlq; `place` is "database \"shop\"" or the like.
+fn not_installed(place: &str) -> String {
+    format!(
+        "the pg_nlq extension is not installed in {place}: run `CREATE EXTENSION pg_nlq` in that \
+         database"
+    )
+}
+
 /// The error for a database where pg_nlq's functions cannot be called: not installed, or
 /// installed but without the function the bridge needs.
 pub async fn extension_missing(client: &Client, what: &str) -> ToolError {
@@ -159,10 +167,7 @@ pub async fn extension_missing(client: &Client, what: &str) -> ToolError {
         ))
     });
     let message = match diagnosis {
-        Ok((database, None, _)) => format!(
-            "the pg_nlq extension is not installed in database \"{database}\": \
-             run `CREATE EXTENSION pg_nlq` in that database"
-        ),
+        Ok((database, None, _)) => not_installed(&format!("database \"{database}\"")),
         Ok((database, Some(version), schema)) => format!(
             "pg_nlq {version} is installed in database \"{database}\" (schema \"{}\") but its \
              functions cannot be called: update the extension with `ALTER EXTENSION pg_nlq \
@@ -171,7 +176,7 @@ pub async fn extension_missing(client: &Client, what: &str) -> ToolError {
         ),
         Err(e) => {
             tracing::debug!(error = %describe_pg_error(&e), "could not inspect pg_extension");
-            format!("{what}: the pg_nlq extension is not installed: run `CREATE EXTENSION pg_nlq`")
+            not_installed(what)
         }
     };
     ToolError::new(ErrorCode::ExtensionMissing, message, false)
@@ -349,7 +354,7 @@ pub fn classify(err: &tokio_postgres::Error, what: &str) -> Classified {
         (ErrorCode::ExecutionError, false)
     };
     let headline = if extension_gone {
-        format!("{what}: the pg_nlq extension is not installed (CREATE EXTENSION pg_nlq)")
+        not_installed(what)
     } else {
         // pg_nlq's code is named when it says more than the code users see (once, not twice)
         let named = code

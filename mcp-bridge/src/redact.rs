@@ -136,7 +136,7 @@ pub fn redact_dsn(dsn: &str) -> String {
     if dsn.contains("://") {
         return redact(&redact_url_query(dsn));
     }
-    redact(&crate::config::redact_conninfo(dsn))
+    redact(&redact_conninfo(dsn))
 }
 
 /// [`redact`] of every string in a JSON document (keys included): a tool's structured result.
@@ -390,6 +390,22 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStderrMaker {
 
 /// Makes [`RedactingStderr`] writers (`tracing_subscriber::fmt().with_writer(...)`).
 pub struct RedactingStderrMaker;
+
+/// `key = value ...` with every `password` value replaced by `***`; malformed text after the
+/// last pair is not echoed ([`crate::conninfo::pairs`]).
+fn redact_conninfo(dsn: &str) -> String {
+    use crate::conninfo::Token;
+    let mut out: Vec<String> = Vec::new();
+    for token in crate::conninfo::pairs(dsn) {
+        match token {
+            Token::Pair(p) if p.key == "password" => out.push(format!("{}={REDACTED}", p.key)),
+            Token::Pair(p) => out.push(format!("{}={}", p.key, p.raw)),
+            Token::NotAPair { word } => out.push(format!("{word} ...")),
+            Token::Unterminated { key } => out.push(format!("{key}=...")),
+        }
+    }
+    out.join(" ")
+}
 
 #[cfg(test)]
 mod tests {

@@ -327,71 +327,300 @@ pub fn expand_vars(text: &str, env: &dyn Env, what: &str) -> Result<String, Brid
     Ok(out)
 }
 
-fn expand_value(value: &mut toml::Value, env: &dyn Env, path: &str) -> Result<(), BridgeError> {
+/// Expands `${VAR}` in every string under `value`; a string that cannot be expanded is
+/// recorded and left out (removed from its table or array), never used as written.
+fn expand_value(value: &mut toml::Value, env: &dyn Env, path: &str, problems: &mut Vec<String>) {
     match value {
-        toml::Value::String(s) => *s = expand_vars(s, env, path)?,
         toml::Value::Array(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                expand_value(item, env, &format!("{path}[{i}]"))?;
-            }
+            let mut i = 0usize;
+            items.retain_mut(|item| {
+                let kept = expand_item(item, env, &format!("{path}[{i}]"), problems);
+                i += 1;
+                kept
+            });
         }
-        toml::Value::Table(table) => {
-            for (key, item) in table.iter_mut() {
-                let sub = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                expand_value(item, env, &sub)?;
-            }
-        }
+        toml::Value::Table(table) => expand_table(table, env, path, problems),
         _ => {}
     }
-    Ok(())
 }
 
+/// [`expand_value`] of one table's values.
+fn expand_table(table: &mut toml::Table, env: &dyn Env, path: &str, problems: &mut Vec<String>) {
+    table.retain(|key, item| {
+        let sub = if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        };
+        expand_item(item, env, &sub, problems)
+    });
+}
+
+/// Whether `item` stays: false for a string whose expansion failed.
+fn expand_item(
+    item: &mut toml::Value,
+    env: &dyn Env,
+    path: &str,
+    problems: &mut Vec<String>,
+) -> bool {
+    match item {
+        toml::Value::String(s) => match expand_vars(s, env, path) {
+            Ok(expanded) => {
+                *s = expanded;
+                true
+            }
+            Err(e) => {
+                problems.push(e.to_string());
+                false
+            }
+        },
+        other => {
+            expand_value(other, env, path, problems);
+            true
+        }
+    }
+}
+
+/// A number of seconds from `min` to `max`; out of range, the problem is recorded and the
+/// default used (so that one run reports every problem).
 fn seconds(
+    problems: &mut Vec<String>,
     value: Option<f64>,
     default: f64,
     name: &str,
     min: f64,
     max: f64,
-) -> Result<Duration, BridgeError> {
+) -> Duration {
     let v = value.unwrap_or(default);
     if !v.is_finite() || v < min || v > max {
-        return Err(config_error(format!(
+        problems.push(format!(
             "{name} = {v} is out of range: give a number of seconds from {min} to {max}"
-        )));
+        ));
+        return Duration::from_secs_f64(default);
     }
-    Ok(Duration::from_secs_f64(v))
+    Duration::from_secs_f64(v)
 }
 
+/// A value from `min` to `max`; out of range, the problem is recorded and the default used.
 fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    problems: &mut Vec<String>,
     value: Option<T>,
     default: T,
     name: &str,
     min: T,
     max: T,
-) -> Result<T, BridgeError> {
+) -> T {
     let v = value.unwrap_or(default);
     if v < min || v > max {
-        return Err(config_error(format!(
+        problems.push(format!(
             "{name} = {v} is out of range: give a value from {min} to {max}"
-        )));
+        ));
+        return default;
     }
-    Ok(v)
+    v
+}
+
+/// The field names a `#[derive(Deserialize)]` struct takes, read from its `Deserialize` impl
+/// (so the list of keys the configuration accepts is the structs', never a copy).
+fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor};
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Fields<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(Self::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(Self::Error::custom("fields read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Fields(&mut fields));
+    fields
+}
+
+/// The known word nearest to `word` (at most two edits away), for "did you mean".
+fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut diagonal = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let above = row[j + 1];
+                row[j + 1] = (above + 1)
+                    .min(row[j] + 1)
+                    .min(diagonal + usize::from(ca != *cb));
+                diagonal = above;
+            }
+        }
+        row[b.len()]
+    }
+    known
+        .iter()
+        .map(|k| (distance(word, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Removes the keys no setting has from `table` (`path` names it: `pipeline`, `servers[0]`),
+/// recording each one.
+fn drop_unknown(
+    table: &mut toml::Table,
+    path: &str,
+    known: &[&str],
+    origin: &str,
+    problems: &mut Vec<String>,
+) {
+    let unknown: Vec<String> = table
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for key in unknown {
+        table.remove(&key);
+        let (name, takes) = if path.is_empty() {
+            (key.clone(), "the sections are".to_string())
+        } else {
+            (format!("{path}.{key}"), format!("[{path}] takes"))
+        };
+        let hint = closest(&key, known)
+            .map(|k| format!("did you mean {k}? "))
+            .unwrap_or_default();
+        problems.push(format!(
+            "{origin}: unknown key {name}: {hint}{takes} {}",
+            known.join(", ")
+        ));
+    }
+}
+
+/// Every key of the file that no setting has, each recorded and removed.
+fn unknown_keys(table: &mut toml::Table, origin: &str, problems: &mut Vec<String>) {
+    drop_unknown(table, "", fields_of::<RawConfig>(), origin, problems);
+    let sections: [(&str, &[&str]); 5] = [
+        ("model", fields_of::<RawModel>()),
+        ("pipeline", fields_of::<RawPipeline>()),
+        ("database", fields_of::<RawDatabase>()),
+        ("context", fields_of::<RawContext>()),
+        ("http", fields_of::<RawHttp>()),
+    ];
+    for (name, known) in sections {
+        if let Some(toml::Value::Table(t)) = table.get_mut(name) {
+            drop_unknown(t, name, known, origin, problems);
+        }
+    }
+    if let Some(toml::Value::Array(servers)) = table.get_mut("servers") {
+        for (i, server) in servers.iter_mut().enumerate() {
+            if let toml::Value::Table(t) = server {
+                drop_unknown(
+                    t,
+                    &format!("servers[{i}]"),
+                    fields_of::<RawServer>(),
+                    origin,
+                    problems,
+                );
+            }
+        }
+    }
+}
+
+/// One section of the file (its default when absent or malformed: the problem is recorded).
+fn section<T: serde::de::DeserializeOwned + Default>(
+    table: &mut toml::Table,
+    name: &str,
+    origin: &str,
+    problems: &mut Vec<String>,
+) -> T {
+    match table.remove(name) {
+        None => T::default(),
+        Some(value) => value.try_into().unwrap_or_else(|e: toml::de::Error| {
+            problems.push(format!("{origin}: [{name}]: {}", e.message().trim()));
+            T::default()
+        }),
+    }
+}
+
+/// The `[[servers]]` entries that parse; each malformed one recorded.
+fn servers(table: &mut toml::Table, origin: &str, problems: &mut Vec<String>) -> Vec<RawServer> {
+    let items = match table.remove("servers") {
+        None => return Vec::new(),
+        Some(toml::Value::Array(items)) => items,
+        Some(_) => {
+            problems.push(format!(
+                "{origin}: servers must be [[servers]] sections (an array of tables)"
+            ));
+            return Vec::new();
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            item.try_into()
+                .map_err(|e: toml::de::Error| {
+                    problems.push(format!("{origin}: servers[{i}]: {}", e.message().trim()));
+                })
+                .ok()
+        })
+        .collect()
 }
 
 /// Reasoning efforts OpenAI's reasoning models accept.
 const REASONING_EFFORTS: [&str; 5] = ["none", "minimal", "low", "medium", "high"];
 
+/// What reading a configuration found: the settings, with the default wherever a value was
+/// wrong, and every problem (`check-config` shows them all in one run).
+#[derive(Debug)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub problems: Vec<String>,
+}
+
+impl Loaded {
+    /// The settings when nothing is wrong; else one error saying every problem.
+    pub fn into_result(self) -> Result<Settings, BridgeError> {
+        match self.problems.as_slice() {
+            [] => Ok(self.settings),
+            [one] => Err(config_error(one.clone())),
+            many => Err(config_error(format!(
+                "{} problems in the configuration: {} (pg-nlq-bridge check-config lists them)",
+                many.len(),
+                many.iter()
+                    .enumerate()
+                    .map(|(i, p)| format!("({}) {p}", i + 1))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))),
+        }
+    }
+}
+
 impl Settings {
     /// Loads the configuration: the file at `path` (or at `$NLQ_CONFIG`; no file at all is
-    /// fine when the environment names a database), then the environment overrides:
+    /// fine when the environment names a server), then the environment overrides:
     /// `OPENAI_API_KEY` (when the file sets no key), `OPENAI_BASE_URL`, `NLQ_MODEL`,
     /// `NLQ_REASONING_EFFORT`, `NLQ_STRUCTURED_OUTPUT`, and `NLQ_DATABASE_URL` (one more
-    /// server).
+    /// server, whose databases are discovered).
     pub fn load(path: Option<&std::path::Path>, env: &dyn Env) -> Result<Settings, BridgeError> {
+        Self::load_all(path, env)?.into_result()
+    }
+
+    /// [`Self::load`], keeping every problem: an error only when the file cannot be read or
+    /// is not TOML.
+    pub fn load_all(path: Option<&std::path::Path>, env: &dyn Env) -> Result<Loaded, BridgeError> {
         let path = match path {
             Some(p) => Some(p.to_path_buf()),
             None => env.var(CONFIG_ENV).map(std::path::PathBuf::from),
@@ -409,21 +638,40 @@ impl Settings {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "the environment".into());
-        Self::from_toml(text.as_deref().unwrap_or(""), &origin, env)
+        Self::from_toml_all(text.as_deref().unwrap_or(""), &origin, env)
     }
 
     /// [`Self::load`] from the file's text; `origin` names it in messages.
     pub fn from_toml(text: &str, origin: &str, env: &dyn Env) -> Result<Settings, BridgeError> {
-        let mut value: toml::Value = toml::from_str(text)
-            .map_err(|e| config_error(format!("{origin} is not valid TOML: {}", e.message())))?;
-        expand_value(&mut value, env, "")?;
-        let raw: RawConfig = value
-            .try_into()
-            .map_err(|e: toml::de::Error| config_error(format!("{origin}: {}", e.message())))?;
-        Self::from_raw(raw, origin, env)
+        Self::from_toml_all(text, origin, env)?.into_result()
     }
 
-    fn from_raw(raw: RawConfig, origin: &str, env: &dyn Env) -> Result<Settings, BridgeError> {
+    /// [`Self::load_all`] from the file's text.
+    pub fn from_toml_all(text: &str, origin: &str, env: &dyn Env) -> Result<Loaded, BridgeError> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            config_error(format!("{origin} is not valid TOML: {}", e.message()))
+        })?;
+        let mut problems = Vec::new();
+        expand_table(&mut table, env, "", &mut problems);
+        unknown_keys(&mut table, origin, &mut problems);
+        let raw = RawConfig {
+            model: section(&mut table, "model", origin, &mut problems),
+            pipeline: section(&mut table, "pipeline", origin, &mut problems),
+            database: section(&mut table, "database", origin, &mut problems),
+            context: section(&mut table, "context", origin, &mut problems),
+            http: section(&mut table, "http", origin, &mut problems),
+            servers: servers(&mut table, origin, &mut problems),
+        };
+        let settings = Self::from_raw(raw, origin, env, &mut problems);
+        Ok(Loaded { settings, problems })
+    }
+
+    fn from_raw(
+        raw: RawConfig,
+        origin: &str,
+        env: &dyn Env,
+        problems: &mut Vec<String>,
+    ) -> Settings {
         let m = raw.model;
         let api_key = m
             .api_key
@@ -437,27 +685,30 @@ impl Settings {
             .var("OPENAI_BASE_URL")
             .or(m.base_url)
             .unwrap_or_else(|| DEFAULT_BASE_URL.into());
-        let base_url = base_url.trim().trim_end_matches('/').to_string();
+        let mut base_url = base_url.trim().trim_end_matches('/').to_string();
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            return Err(config_error(format!(
+            problems.push(format!(
                 "model.base_url {:?} must be an http:// or https:// URL (such as {DEFAULT_BASE_URL})",
                 redact_url_credentials(&base_url)
-            )));
+            ));
+            base_url = DEFAULT_BASE_URL.into();
         }
-        let model = env
+        let mut model = env
             .var("NLQ_MODEL")
             .or(m.model)
             .unwrap_or_else(|| DEFAULT_MODEL.into());
         if model.trim().is_empty() {
-            return Err(config_error("model.model is empty"));
+            problems.push("model.model is empty: name the model, such as gpt-5-mini".into());
+            model = DEFAULT_MODEL.into();
         }
-        let reasoning_effort = env.var("NLQ_REASONING_EFFORT").or(m.reasoning_effort);
+        let mut reasoning_effort = env.var("NLQ_REASONING_EFFORT").or(m.reasoning_effort);
         if let Some(effort) = &reasoning_effort {
             if !REASONING_EFFORTS.contains(&effort.as_str()) {
-                return Err(config_error(format!(
+                problems.push(format!(
                     "model.reasoning_effort {effort:?} is not one of {}",
                     REASONING_EFFORTS.join(", ")
-                )));
+                ));
+                reasoning_effort = None;
             }
         }
         let structured_output = match env
@@ -466,15 +717,16 @@ impl Settings {
             .or(m.structured_output.map(|v| (v, "model.structured_output")))
         {
             None => StructuredOutput::default(),
-            Some((text, name)) => StructuredOutput::parse(&text).ok_or_else(|| {
-                config_error(format!(
+            Some((text, name)) => StructuredOutput::parse(&text).unwrap_or_else(|| {
+                problems.push(format!(
                     "{name} {text:?} is not one of {}: json_schema for endpoints with strict \
                      JSON schema outputs (OpenAI), json_object or none for the others",
                     StructuredOutput::ALL
                         .map(StructuredOutput::as_str)
                         .join(", ")
-                ))
-            })?,
+                ));
+                StructuredOutput::default()
+            }),
         };
         let model = ModelSettings {
             api_key,
@@ -482,159 +734,199 @@ impl Settings {
             model,
             reasoning_effort,
             request_timeout: seconds(
+                problems,
                 m.request_timeout_secs,
                 120.0,
                 "model.request_timeout_secs",
                 1.0,
                 3600.0,
-            )?,
-            max_retries: in_range(m.max_retries, 2, "model.max_retries", 0, 10)?,
+            ),
+            max_retries: in_range(problems, m.max_retries, 2, "model.max_retries", 0, 10),
             structured_output,
         };
 
         let p = raw.pipeline;
         let default_row_limit = in_range(
+            problems,
             p.default_row_limit,
             100,
             "pipeline.default_row_limit",
             1,
             1_000_000,
-        )?;
+        );
         let max_row_limit = in_range(
+            problems,
             p.max_row_limit,
             10_000,
             "pipeline.max_row_limit",
             1,
             1_000_000,
-        )?;
-        if default_row_limit > max_row_limit {
-            return Err(config_error(format!(
+        );
+        let default_row_limit = if default_row_limit > max_row_limit {
+            problems.push(format!(
                 "pipeline.default_row_limit ({default_row_limit}) is above pipeline.max_row_limit ({max_row_limit})"
-            )));
-        }
+            ));
+            max_row_limit
+        } else {
+            default_row_limit
+        };
         let pipeline = PipelineSettings {
-            max_attempts: in_range(p.max_attempts, 3, "pipeline.max_attempts", 1, 10)?,
-            verify_threshold: in_range(p.verify_threshold, 7, "pipeline.verify_threshold", 0, 10)?,
+            max_attempts: in_range(problems, p.max_attempts, 3, "pipeline.max_attempts", 1, 10),
+            verify_threshold: in_range(
+                problems,
+                p.verify_threshold,
+                7,
+                "pipeline.verify_threshold",
+                0,
+                10,
+            ),
             verify: p.verify.unwrap_or(true),
             default_row_limit,
             max_row_limit,
             sql_mode_test_limit: in_range(
+                problems,
                 p.sql_mode_test_limit,
                 5,
                 "pipeline.sql_mode_test_limit",
                 1,
                 1000,
-            )?,
+            ),
             verify_sample_rows: in_range(
+                problems,
                 p.verify_sample_rows,
                 20,
                 "pipeline.verify_sample_rows",
                 0,
                 200,
-            )?,
+            ),
             max_question_chars: in_range(
+                problems,
                 p.max_question_chars,
                 4000,
                 "pipeline.max_question_chars",
                 10,
                 100_000,
-            )?,
+            ),
         };
 
         let d = raw.database;
         let database = DatabaseSettings {
-            pool_size: in_range(d.pool_size, 8, "database.pool_size", 1, 256)?,
+            pool_size: in_range(problems, d.pool_size, 8, "database.pool_size", 1, 256),
             connect_timeout: seconds(
+                problems,
                 d.connect_timeout_secs,
                 10.0,
                 "database.connect_timeout_secs",
                 0.1,
                 600.0,
-            )?,
+            ),
             query_timeout: seconds(
+                problems,
                 d.query_timeout_secs,
                 120.0,
                 "database.query_timeout_secs",
                 1.0,
                 86_400.0,
-            )?,
+            ),
             startup_timeout: seconds(
+                problems,
                 d.startup_timeout_secs,
                 30.0,
                 "database.startup_timeout_secs",
                 0.0,
                 3600.0,
-            )?,
+            ),
             fingerprint_check_interval: seconds(
+                problems,
                 d.fingerprint_check_interval_secs,
                 10.0,
                 "database.fingerprint_check_interval_secs",
                 0.0,
                 86_400.0,
-            )?,
+            ),
             retry_interval: seconds(
+                problems,
                 d.retry_interval_secs,
                 15.0,
                 "database.retry_interval_secs",
                 0.1,
                 86_400.0,
-            )?,
+            ),
             include_stats: d.include_stats.unwrap_or(true),
         };
 
         let c = raw.context;
         let context = crate::linking::ContextSettings {
             max_tokens: in_range(
+                problems,
                 c.max_tokens,
                 crate::linking::DEFAULT_MAX_TOKENS,
                 "context.max_tokens",
                 200,
                 1_000_000,
-            )?,
+            ),
             whole_schema_when_it_fits: c.whole_schema_when_it_fits.unwrap_or(true),
-            widen_factor: in_range(c.widen_factor, 2.0, "context.widen_factor", 1.0, 10.0)?,
+            widen_factor: in_range(
+                problems,
+                c.widen_factor,
+                2.0,
+                "context.widen_factor",
+                1.0,
+                10.0,
+            ),
             model_selection: c.model_selection.unwrap_or(true),
         };
         let h = raw.http;
         let defaults = HttpSettings::default();
         let max_sessions = in_range(
+            problems,
             h.max_sessions,
             defaults.max_sessions,
             "http.max_sessions",
             1,
             100_000,
-        )?;
+        );
         let http = HttpSettings {
             max_sessions,
             max_sessions_per_client: in_range(
+                problems,
                 h.max_sessions_per_client,
                 defaults.max_sessions_per_client.min(max_sessions),
                 "http.max_sessions_per_client",
                 1,
                 max_sessions,
-            )?,
+            ),
             session_idle: seconds(
+                problems,
                 h.session_idle_secs,
                 defaults.session_idle.as_secs_f64(),
                 "http.session_idle_secs",
                 1.0,
                 86_400.0,
-            )?,
+            ),
         };
 
         let mut servers = Vec::new();
+        let given = raw.servers.len();
         for (i, s) in raw.servers.into_iter().enumerate() {
             let what = format!("servers[{i}].url");
-            let connection = DatabaseConfig::parse(&s.url, &what)?;
+            let connection = match DatabaseConfig::parse(&s.url, &what) {
+                Ok(c) => c,
+                Err(e) => {
+                    problems.push(e.to_string());
+                    continue;
+                }
+            };
             let name = s
                 .name
                 .filter(|n| !n.trim().is_empty())
                 .unwrap_or_else(|| default_server_name(&connection));
             if let Some(list) = &s.databases {
                 if list.is_empty() {
-                    return Err(config_error(format!(
+                    problems.push(format!(
                         "servers[{i}].databases is empty: list databases, or leave it out to discover them"
-                    )));
+                    ));
+                    continue;
                 }
             }
             servers.push(ServerSettings {
@@ -646,40 +938,41 @@ impl Settings {
             });
         }
         if let Some(url) = env.var(crate::config::DATABASE_ENV) {
-            let connection = DatabaseConfig::parse(&url, crate::config::DATABASE_ENV)?;
-            let name = default_server_name(&connection);
-            servers.push(ServerSettings {
-                name,
-                connection,
-                databases: None,
-                exclude: Vec::new(),
-                descriptions: BTreeMap::new(),
-            });
+            match DatabaseConfig::parse(&url, crate::config::DATABASE_ENV) {
+                Ok(connection) => servers.push(ServerSettings {
+                    name: default_server_name(&connection),
+                    connection,
+                    databases: None,
+                    exclude: Vec::new(),
+                    descriptions: BTreeMap::new(),
+                }),
+                Err(e) => problems.push(e.to_string()),
+            }
         }
-        if servers.is_empty() {
-            return Err(config_error(format!(
+        if servers.is_empty() && given == 0 && env.var(crate::config::DATABASE_ENV).is_none() {
+            problems.push(format!(
                 "no PostgreSQL server configured in {origin}: add a [[servers]] section with url = \"postgres://user@host/postgres\" \
                  to the configuration file (--config or {CONFIG_ENV}), or set {}",
                 crate::config::DATABASE_ENV
-            )));
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
         for s in &servers {
             if !seen.insert(s.name.clone()) {
-                return Err(config_error(format!(
+                problems.push(format!(
                     "two servers are named {:?}: give each [[servers]] entry its own name",
                     s.name
-                )));
+                ));
             }
         }
-        Ok(Settings {
+        Settings {
             servers,
             model,
             pipeline,
             database,
             context,
             http,
-        })
+        }
     }
 
     /// The settings as text, secrets redacted: what `check-config` prints.
@@ -798,6 +1091,10 @@ mod tests {
             e.contains("${MY_KEY}") && e.contains("model.api_key"),
             "{e}"
         );
+        // the value that could not be expanded is not used as written
+        let loaded = Settings::from_toml_all(text, "t", &env(&[("H", "/run")])).unwrap();
+        assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.problems);
+        assert!(loaded.settings.model.api_key.is_none());
     }
 
     #[test]
@@ -868,6 +1165,72 @@ mod tests {
             ));
             assert!(e.contains(needle), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_one_run() {
+        let text = format!(
+            "[modle]\nx = 1\n[pipeline]\nmax_attempt = 2\nverify_threshold = 11\n\
+             [database]\npool_size = 0\n[model]\nbase_url = \"ftp://x\"\n{MINIMAL}\
+             urll = \"x\"\n[[servers]]\nurl = \"host=/tmp port=x\"\n"
+        );
+        let loaded = Settings::from_toml_all(&text, "f.toml", &env(&[])).unwrap();
+        let all = loaded.problems.join("\n");
+        for needle in [
+            "f.toml: unknown key modle: did you mean model? the sections are model, pipeline",
+            "f.toml: unknown key pipeline.max_attempt: did you mean max_attempts? [pipeline] takes",
+            "f.toml: unknown key servers[0].urll: did you mean url? [servers[0]] takes name, url",
+            "pipeline.verify_threshold = 11 is out of range",
+            "database.pool_size = 0 is out of range",
+            "model.base_url \"ftp://x\"",
+            "servers[1].url is not a valid connection string",
+        ] {
+            assert!(all.contains(needle), "{needle:?} in:\n{all}");
+        }
+        assert_eq!(loaded.problems.len(), 7, "{all}");
+        // what could be read is kept, the defaults stand for what could not
+        assert_eq!(loaded.settings.servers.len(), 1);
+        assert_eq!(loaded.settings.pipeline.verify_threshold, 7);
+        assert_eq!(loaded.settings.database.pool_size, 8);
+        // one error saying each problem, for the commands that need working settings
+        let e = err(Settings::from_toml(&text, "f.toml", &env(&[])));
+        assert!(
+            e.starts_with("7 problems in the configuration: (1) "),
+            "{e}"
+        );
+        assert!(e.contains("(7) "), "{e}");
+        // a wrongly typed value is reported with its section, the others still read
+        let loaded = Settings::from_toml_all(
+            &format!("[pipeline]\nmax_attempts = \"two\"\n[model]\nmodel = \"m\"\n{MINIMAL}"),
+            "f.toml",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.problems);
+        assert!(
+            loaded.problems[0].starts_with("f.toml: [pipeline]: "),
+            "{:?}",
+            loaded.problems
+        );
+        assert_eq!(loaded.settings.model.model, "m");
+    }
+
+    #[test]
+    fn the_known_keys_are_the_structs_fields() {
+        assert!(fields_of::<RawConfig>().contains(&"servers"));
+        assert!(fields_of::<RawPipeline>().contains(&"max_question_chars"));
+        assert!(fields_of::<RawServer>().contains(&"descriptions"));
+        assert_eq!(fields_of::<RawHttp>().len(), 3);
+        // descriptions are a free map: their keys are database names, not settings
+        let s = Settings::from_toml(
+            &format!("{MINIMAL}[servers.descriptions]\nanything = \"x\"\n"),
+            "t",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(s.servers[0].descriptions.len(), 1);
+        assert_eq!(closest("pipline", &["pipeline", "model"]), Some("pipeline"));
+        assert_eq!(closest("zzz", &["pipeline", "model"]), None);
     }
 
     #[test]

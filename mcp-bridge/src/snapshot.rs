@@ -282,13 +282,6 @@ impl Snapshot {
         Ok(snapshot)
     }
 
-    /// A compact, readable text: the database, then per schema each relation with its kind and
-    /// row estimate and its columns (`name type`, with `PK` and `FK -> target` markers), and the
-    /// number of user-defined types of each kind.
-    pub fn summary(&self) -> String {
-        crate::render::summary::Summary(self).to_string()
-    }
-
     /// The relations grouped by schema: the schemas in document order (each listed schema, even
     /// an empty one), then any schema that only a relation names.
     pub(crate) fn relations_by_schema(&self) -> Vec<(&str, Option<&str>, Vec<&Relation>)> {
@@ -455,8 +448,7 @@ pub(crate) mod tests {
             snapshot.relations[1].kind,
             RelationKind::Other("property graph".into())
         );
-        assert!(snapshot
-            .summary()
+        assert!(crate::render::summary::summary(&snapshot)
             .contains("\n  property graph ops.audit_log, ~0 rows\n"));
     }
 
@@ -527,7 +519,7 @@ schema shop -- The web shop
         let mut snapshot = sample();
         snapshot.fingerprint =
             "4e8ee7ef12cc2b3b5d1c4c1cca8ac7a28c3bd5b1b5d0ec1e0fa2c4aee9b1a6d5".into();
-        assert_eq!(snapshot.summary(), expected);
+        assert_eq!(crate::render::summary::summary(&snapshot), expected);
     }
 
     #[test]
@@ -552,7 +544,7 @@ schema shop -- The web shop
             },
         };
         assert_eq!(
-            snapshot.summary(),
+            crate::render::summary::summary(&snapshot),
             "database empty as alice, PostgreSQL 9.6.24, snapshot format 1\n\
              fingerprint ab\n\
              0 schemas, 0 relations; types: 0 enums, 0 domains, 0 composites, 0 ranges\n"
@@ -563,7 +555,7 @@ schema shop -- The web shop
     fn relations_of_an_unlisted_schema_are_still_shown() {
         let mut snapshot = sample();
         snapshot.schemas.retain(|s| s.name != "ops");
-        let summary = snapshot.summary();
+        let summary = crate::render::summary::summary(&snapshot);
         let shop = summary.find("\nschema shop");
         let ops = summary.find("\nschema ops\n  foreign table ops.archived_orders");
         assert!(shop.is_some() && ops.is_some() && shop < ops, "{summary}");
@@ -573,7 +565,7 @@ schema shop -- The web shop
     fn long_and_multi_line_comments_are_shortened() {
         let mut snapshot = sample();
         snapshot.schemas[0].comment = Some(format!("first line\n  second {}", "é".repeat(100)));
-        let summary = snapshot.summary();
+        let summary = crate::render::summary::summary(&snapshot);
         let line = summary.lines().find(|l| l.starts_with("schema ops"));
         let expected = format!("schema ops -- first line second {}…", "é".repeat(62));
         assert_eq!(line, Some(expected.as_str()));

@@ -3,7 +3,7 @@
 //! goes through these, so that "one line" and "clipped" mean the same everywhere. (Fencing
 //! untrusted text is [`crate::untrusted`]'s.)
 
-use crate::answer::ErrorCode;
+use crate::code::ErrorCode;
 
 /// White space (line breaks included) collapsed to single spaces, trimmed.
 pub fn collapse(text: &str) -> String {

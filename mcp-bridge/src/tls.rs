@@ -18,8 +18,7 @@
 //! [`extract_options`] takes both keys out of the connection string before tokio-postgres
 //! parses it; [`crate::config::DatabaseConfig`] keeps the result.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -28,202 +27,12 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
-use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::DatabaseConfig;
 use crate::error::{describe_pg_error, BridgeError};
 
-/// The `sslmode` of a connection string, as libpq defines it (`allow` is taken as `prefer`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    /// No TLS.
-    Disable,
-    /// TLS when the server offers it, without checking its certificate (also `allow`).
-    Prefer,
-    /// TLS or no connection; the certificate is not checked (encryption only).
-    Require,
-    /// TLS, and the server's certificate must be signed by a trusted CA.
-    VerifyCa,
-    /// As [`TlsMode::VerifyCa`], and the certificate must name the host connected to.
-    VerifyFull,
-}
-
-impl TlsMode {
-    /// The mode named by an `sslmode` value, `None` for an unknown value.
-    pub fn from_sslmode(value: &str) -> Option<TlsMode> {
-        match value {
-            "disable" => Some(TlsMode::Disable),
-            // libpq tries without TLS first; tokio-postgres can only try with TLS first.
-            "allow" | "prefer" => Some(TlsMode::Prefer),
-            "require" => Some(TlsMode::Require),
-            "verify-ca" => Some(TlsMode::VerifyCa),
-            "verify-full" => Some(TlsMode::VerifyFull),
-            _ => None,
-        }
-    }
-
-    /// The `sslmode` value of this mode.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TlsMode::Disable => "disable",
-            TlsMode::Prefer => "prefer",
-            TlsMode::Require => "require",
-            TlsMode::VerifyCa => "verify-ca",
-            TlsMode::VerifyFull => "verify-full",
-        }
-    }
-
-    /// Whether the server's certificate is checked against trusted CAs.
-    pub fn verifies_certificate(self) -> bool {
-        matches!(self, TlsMode::VerifyCa | TlsMode::VerifyFull)
-    }
-
-    /// What tokio-postgres is told: whether to ask for TLS and whether it is required.
-    pub fn pg_ssl_mode(self) -> SslMode {
-        match self {
-            TlsMode::Disable => SslMode::Disable,
-            TlsMode::Prefer => SslMode::Prefer,
-            TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
-        }
-    }
-
-    /// The mode of a connection string's `sslmode` and `sslrootcert` values (`None` when the key
-    /// is absent), with libpq's rules: no `sslmode` means `prefer`, or `verify-full` with
-    /// `sslrootcert=system`, which refuses any other mode; `require` with an `sslrootcert` file
-    /// means `verify-ca`. Returns the mode and the CA file (`None`: the system's roots).
-    pub fn resolve(
-        sslmode: Option<&str>,
-        sslrootcert: Option<&str>,
-    ) -> Result<(TlsMode, Option<PathBuf>), String> {
-        let system = sslrootcert == Some("system");
-        let root_cert = sslrootcert
-            .filter(|path| !path.is_empty() && !system)
-            .map(PathBuf::from);
-        let mode = match sslmode {
-            None if system => TlsMode::VerifyFull,
-            None => TlsMode::Prefer,
-            Some(value) => TlsMode::from_sslmode(value).ok_or_else(|| {
-                format!(
-                    "invalid sslmode \"{value}\": use disable, allow, prefer, require, \
-                     verify-ca or verify-full"
-                )
-            })?,
-        };
-        if system && mode != TlsMode::VerifyFull {
-            return Err(format!(
-                "sslmode={} may not be used with sslrootcert=system: use sslmode=verify-full",
-                sslmode.unwrap_or(mode.as_str())
-            ));
-        }
-        let mode = match (mode, &root_cert) {
-            (TlsMode::Require, Some(_)) => TlsMode::VerifyCa,
-            (mode, _) => mode,
-        };
-        Ok((mode, root_cert))
-    }
-}
-
-impl fmt::Display for TlsMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A connection string with the TLS keys tokio-postgres does not understand taken out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsOptions {
-    /// The connection string without `sslmode` and `sslrootcert`; the input unchanged when it
-    /// has neither, or is too malformed to take apart (tokio-postgres then reports why).
-    pub rest: String,
-    /// The last `sslmode` value, unquoted or percent-decoded.
-    pub sslmode: Option<String>,
-    /// The last `sslrootcert` value, unquoted or percent-decoded.
-    pub sslrootcert: Option<String>,
-}
-
-/// Takes `sslmode` and `sslrootcert` out of a libpq key/value connection string or a
-/// `postgres://` URL (query parameters). A repeated key keeps its last value, as in libpq.
-pub fn extract_options(dsn: &str) -> TlsOptions {
-    let unchanged = || TlsOptions {
-        rest: dsn.to_string(),
-        sslmode: None,
-        sslrootcert: None,
-    };
-    let trimmed = dsn.trim_start();
-    let found = match ["postgresql://", "postgres://"]
-        .iter()
-        .find(|scheme| trimmed.starts_with(*scheme))
-    {
-        Some(_) => extract_from_url(trimmed),
-        None => extract_from_conninfo(dsn),
-    };
-    found.unwrap_or_else(unchanged)
-}
-
-/// `key = value ...` ([`crate::conninfo::pairs`]): `None` when it is not well-formed
-/// (tokio-postgres then says why) or names neither option.
-fn extract_from_conninfo(dsn: &str) -> Option<TlsOptions> {
-    use crate::conninfo::Token;
-    let mut options = TlsOptions {
-        rest: String::with_capacity(dsn.len()),
-        sslmode: None,
-        sslrootcert: None,
-    };
-    let mut copied_to = 0;
-    for token in crate::conninfo::pairs(dsn) {
-        let Token::Pair(pair) = token else {
-            return None;
-        };
-        if pair.raw.is_empty() {
-            return None;
-        }
-        match pair.key {
-            "sslmode" => options.sslmode = Some(pair.value),
-            "sslrootcert" => options.sslrootcert = Some(pair.value),
-            _ => continue,
-        }
-        options.rest.push_str(&dsn[copied_to..pair.start]);
-        options.rest.push(' ');
-        copied_to = pair.end;
-    }
-    if copied_to == 0 {
-        return None;
-    }
-    options.rest.push_str(&dsn[copied_to..]);
-    Some(options)
-}
-
-/// `scheme://[userinfo@]hosts[/dbname][?key=value&...]`: the query starts at the first `?`
-/// after the last `@` (a password may hold `?`); keys and values are percent-encoded.
-fn extract_from_url(url: &str) -> Option<TlsOptions> {
-    let authority_start = url.rfind('@').map_or(0, |at| at + 1);
-    let query_start = authority_start + url[authority_start..].find('?')?;
-    let (base, query) = (&url[..query_start], &url[query_start + 1..]);
-    let mut options = TlsOptions {
-        rest: String::new(),
-        sslmode: None,
-        sslrootcert: None,
-    };
-    let mut kept = Vec::new();
-    for param in query.split('&') {
-        let (key, value) = param.split_once('=').unwrap_or((param, ""));
-        match crate::conninfo::percent_decode(key)?.as_str() {
-            "sslmode" => options.sslmode = Some(crate::conninfo::percent_decode(value)?),
-            "sslrootcert" => options.sslrootcert = Some(crate::conninfo::percent_decode(value)?),
-            _ => kept.push(param),
-        }
-    }
-    if options.sslmode.is_none() && options.sslrootcert.is_none() {
-        return None;
-    }
-    options.rest.push_str(base);
-    if !kept.is_empty() {
-        options.rest.push('?');
-        options.rest.push_str(&kept.join("&"));
-    }
-    Some(options)
-}
+pub use crate::conninfo::{extract_options, TlsMode, TlsOptions};
 
 /// The TLS connector for `config`'s `sslmode` and `sslrootcert`, for
 /// `tokio_postgres::Config::connect` and `deadpool_postgres::Manager::from_config`.
@@ -419,6 +228,8 @@ fn tls_hint(config: &DatabaseConfig, err: &tokio_postgres::Error, text: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+    use tokio_postgres::config::SslMode;
 
     #[test]
     fn sslmode_values() {

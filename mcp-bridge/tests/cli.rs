@@ -90,9 +90,14 @@ async fn check_config_says_what_is_wrong() {
         &[],
     )
     .await;
-    let (_, err) = text(&out);
+    // one of the problems of the report, the servers still checked
+    let (stdout, _) = text(&out);
     assert!(!out.status.success());
-    assert!(err.contains("modle"), "{err}");
+    assert!(
+        stdout.contains("bridge.toml: unknown key modle: did you mean model?"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ok    "), "{stdout}");
 
     // Missing file.
     let out = bridge(
@@ -179,9 +184,12 @@ async fn check_config_checks_the_model_key_and_never_shows_it() {
         &[],
     )
     .await;
-    let (_, stderr) = text(&out);
+    let (stdout, _) = text(&out);
     assert!(!out.status.success());
-    assert!(stderr.contains("MY_NLQ_KEY is not set"), "{stderr}");
+    assert!(
+        stdout.contains("ERROR model.api_key uses ${MY_NLQ_KEY}, but MY_NLQ_KEY is not set"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,4 +288,266 @@ async fn ask_prints_a_readable_answer() {
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["columns"][0]["name"], "n");
     assert_eq!(v["row_count"], 1);
+}
+
+/// A server nothing listens on, with its databases listed (no discovery): for what the command
+/// line says before any database answers.
+const NOWHERE: &str =
+    "[database]\nconnect_timeout_secs = 1\nstartup_timeout_secs = 1\n[[servers]]\nname = \"nowhere\"\nurl = \"host=127.0.0.1 port=1 user=x dbname=postgres\"\ndatabases = [\"a\"]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_follow_one_rule_at_the_parser() {
+    let c = Config::new("limits", NOWHERE);
+    let path = c.path();
+    let cfg = path.to_str().unwrap();
+    for (command, rest) in [("run", "SELECT 1"), ("ask", "how many books?")] {
+        for bad in ["0", "-1"] {
+            let out = bridge(&[command, "--config", cfg, "--limit", bad, rest], &[]).await;
+            let (stdout, stderr) = text(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command} --limit {bad}: {stderr}"
+            );
+            assert!(stdout.is_empty(), "{stdout}");
+            assert!(
+                stderr.contains("--limit")
+                    && stderr.contains("at least 1")
+                    && stderr.contains("pipeline.max_row_limit"),
+                "{command} --limit {bad}: {stderr}"
+            );
+            // not clap's advice to write `-- -1`, which would make it the question
+            assert!(!stderr.contains("-- -1"), "{stderr}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_too_long_question_names_the_setting_and_its_length() {
+    let c = Config::new(
+        "long",
+        &format!("[pipeline]\nmax_question_chars = 10\n{NOWHERE}"),
+    );
+    let out = bridge(
+        &[
+            "ask",
+            "--config",
+            c.path().to_str().unwrap(),
+            "how many books are there?",
+        ],
+        &[("OPENAI_API_KEY", SECRET)],
+    )
+    .await;
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("error[INVALID_ARGUMENT]"), "{stderr}");
+    assert!(
+        stderr.contains("pipeline.max_question_chars") && stderr.contains("25 characters"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_reports_every_problem_in_one_run() {
+    let c = Config::new(
+        "every",
+        &format!(
+            "[modle]\nmodel = \"x\"\n[pipeline]\nmax_attempt = 2\nverify_threshold = 11\n\
+             [http]\nmax_sessions = 0\n{}",
+            server("databases = [\"nlq_small\"]\nurl_typo = 1")
+        ),
+    );
+    let out = bridge(
+        &["check-config", "--config", c.path().to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    for needle in [
+        "ERROR",
+        "unknown key modle",
+        "did you mean model?",
+        "unknown key pipeline.max_attempt: did you mean max_attempts?",
+        "unknown key servers[0].url_typo",
+        "pipeline.verify_threshold = 11 is out of range",
+        "http.max_sessions = 0 is out of range",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "{needle:?} in:\n{stdout}\n{stderr}"
+        );
+    }
+    // and the servers and databases are still checked
+    assert!(stdout.contains("ok    nlq_small: pg_nlq"), "{stdout}");
+    assert!(stdout.contains("5 problem(s) to fix"), "{stdout}");
+
+    // other commands refuse such a file, saying every problem too
+    let out = bridge(
+        &["run", "--config", c.path().to_str().unwrap(), "SELECT 1"],
+        &[],
+    )
+    .await;
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("5 problems in the configuration")
+            && stderr.contains("modle")
+            && stderr.contains("url_typo"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_warns_of_a_database_the_role_sees_nothing_in() {
+    drop_db("nlq_cli_empty").await;
+    pg("postgres")
+        .await
+        .batch_execute("CREATE DATABASE nlq_cli_empty")
+        .await
+        .unwrap();
+    pg("nlq_cli_empty")
+        .await
+        .batch_execute(
+            "SET client_min_messages = warning; CREATE EXTENSION pg_nlq; \
+             CREATE TABLE hidden (id int)",
+        )
+        .await
+        .unwrap();
+    let c = Config::new(
+        "empty",
+        &server("databases = [\"nlq_small\", \"nlq_cli_empty\"]"),
+    );
+    let out = bridge(
+        &["check-config", "--config", c.path().to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let (stdout, _) = text(&out);
+    // --db checks that database only
+    let only = bridge(
+        &[
+            "check-config",
+            "--config",
+            c.path().to_str().unwrap(),
+            "--db",
+            "nlq_cli_empty",
+        ],
+        &[],
+    )
+    .await;
+    let (only_stdout, only_stderr) = text(&only);
+    drop_db("nlq_cli_empty").await;
+    assert!(
+        stdout.contains("warn  nlq_cli_empty: the role nlq_bridge sees no relations: grant it"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("ok    nlq_cli_empty"), "{stdout}");
+    assert!(stdout.contains("ok    nlq_small: pg_nlq"), "{stdout}");
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        !only_stdout.contains("nlq_small"),
+        "{only_stdout}\n{only_stderr}"
+    );
+    assert!(
+        only_stdout.contains("no usable database"),
+        "a database with nothing visible is not usable: {only_stdout}"
+    );
+    assert!(!only.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_points_at_a_syntax_error_and_names_the_cli_flags() {
+    let c = Config::new("caret", &server("databases = [\"nlq_small\"]"));
+    let path = c.path();
+    let cfg = path.to_str().unwrap();
+    let sql = "SELECT title,\nFROM public.books";
+    let out = bridge(&["run", "--config", cfg, sql], &[]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stderr.contains("error[SYNTAX_ERROR]"), "{stderr}");
+    assert_eq!(
+        stderr.matches("SYNTAX_ERROR").count(),
+        1,
+        "the code is said once: {stderr}"
+    );
+    assert!(
+        stderr.contains("at character 15:\n  FROM public.books\n  ^\n"),
+        "{stderr}"
+    );
+
+    // several databases and no --db: the message names the flag, not the MCP field
+    let c = Config::new("two", &server("databases = [\"nlq_small\", \"nlq_large\"]"));
+    let out = bridge(
+        &["run", "--config", c.path().to_str().unwrap(), "SELECT 1"],
+        &[],
+    )
+    .await;
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("say which one with `--db`"), "{stderr}");
+    assert!(!stderr.contains("`database`"), "{stderr}");
+    // in --json too: the error object is the MCP one, its message the command line's
+    let out = bridge(
+        &[
+            "run",
+            "--config",
+            c.path().to_str().unwrap(),
+            "--json",
+            "SELECT 1",
+        ],
+        &[],
+    )
+    .await;
+    let (stdout, _) = text(&out);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["code"], "INVALID_ARGUMENT", "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(message.contains("`--db`"), "{message}");
+    assert_eq!(
+        v["candidates"],
+        serde_json::json!(["nlq_small", "nlq_large"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_takes_config_and_db() {
+    let c = Config::new("grammar", NOWHERE);
+    let path = c.path();
+    let cfg = path.to_str().unwrap();
+    // --db narrows serve and check-config to one database of the configuration: one it does
+    // not have is refused before anything is served, naming the ones it has
+    for command in [vec!["serve"], vec!["check-config"], vec!["snapshot"]] {
+        let mut args = command.clone();
+        args.extend(["--config", cfg, "--db", "nosuch"]);
+        let out = bridge(&args, &[]).await;
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(
+                "error[UNKNOWN_DATABASE]: there is no database \"nosuch\"; the bridge knows: a"
+            ),
+            "{args:?}: {stderr}"
+        );
+    }
+    for command in [
+        "serve",
+        "ask",
+        "run",
+        "check-config",
+        "snapshot",
+        "context",
+        "eval",
+    ] {
+        let out = bridge(&[command, "--help"], &[]).await;
+        let (help, _) = text(&out);
+        assert!(
+            help.contains("--config <PATH>") && help.contains("--db <NAME>"),
+            "{command}: {help}"
+        );
+    }
+    // the one meaning of NLQ_DATABASE_URL, in --help
+    let out = bridge(&["--help"], &[]).await;
+    let (help, _) = text(&out);
+    assert!(help.contains("NLQ_DATABASE_URL names a server"), "{help}");
 }

@@ -480,7 +480,8 @@ const SLOW_SQL: &str =
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_question_cancels_its_statement_and_sends_no_more_requests() {
     let db = "nlq_sec_cancel";
-    scratch_db(db, "").await;
+    // a relation the role sees: a database with none is not asked questions
+    scratch_db(db, "CREATE TABLE public.t (id int)").await;
     pg("postgres")
         .await
         .batch_execute(&format!(

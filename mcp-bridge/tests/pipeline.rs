@@ -771,7 +771,8 @@ async fn a_model_failure_after_a_run_returns_the_best_attempt_flagged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_in_the_run_stage_is_recorded_as_a_timeout() {
     let db = "nlq_bridge_run_timeout";
-    scratch_db(db, "").await;
+    // a relation the role sees: a database with none is not asked questions
+    scratch_db(db, "CREATE TABLE public.t (id int)").await;
     pg("postgres")
         .await
         .batch_execute(&format!(
@@ -801,6 +802,61 @@ async fn a_timeout_in_the_run_stage_is_recorded_as_a_timeout() {
         answer.attempts
     );
     assert_eq!(answer.attempts[1].outcome, "ACCEPTED");
+    drop(bridge);
+    drop_db(db).await;
+}
+
+/// Issue 12: a database where the role sees nothing is listed as `empty`, kept out of routing,
+/// and a question put to it says why instead of failing on "relation does not exist".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_the_role_sees_nothing_in_is_empty_and_not_routed_to() {
+    let db = "nlq_bridge_nothing_visible";
+    // a table the bridge role may not read: nothing is visible to it
+    scratch_db(
+        db,
+        "CREATE TABLE public.secret (id int); REVOKE ALL ON public.secret FROM nlq_bridge;",
+    )
+    .await;
+    let model = ScriptedOpenAi::start(vec![
+        // no route call: the only database with something visible is chosen
+        Step::expect("sql_answer").reply(generate("SELECT count(*) FROM public.books")),
+        Step::expect("result_verdict").reply(verdict(9, "ok")),
+    ])
+    .await;
+    let bridge = bridge(Some(&model.base_url()), &["nlq_small", db]).await;
+    let list = bridge.list_databases().await;
+    let empty = list
+        .iter()
+        .find(|d| d.name == db)
+        .unwrap_or_else(|| panic!("{list:?}"));
+    assert_eq!(empty.status.as_str(), "empty", "{list:?}");
+    assert!(
+        empty
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("sees no relation"),
+        "{empty:?}"
+    );
+    let answer = bridge
+        .query(ask("how many books are there"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answer.database, "nlq_small");
+    model.assert_done();
+    let err = bridge
+        .query(
+            QueryRequest {
+                database: Some(db.into()),
+                ..ask("how many secrets")
+            },
+            None,
+        )
+        .await
+        .expect_err("nothing visible");
+    assert_eq!(err.code, ErrorCode::DatabaseUnavailable, "{err}");
+    assert!(err.message.contains("sees no relation"), "{}", err.message);
+    assert_eq!(err.database.as_deref(), Some(db));
     drop(bridge);
     drop_db(db).await;
 }

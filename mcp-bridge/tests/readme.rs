@@ -18,8 +18,8 @@
 //!   A query shown without a result must still return at least one row.
 //! - **Codes.** The README's tables of codes (`### Codes`) list exactly the codes the
 //!   software can emit: the extension's `Code` (read from `pg_nlq_ext/src/codes.rs`, which the
-//!   bridge cannot link), the bridge's `ErrorCode::ALL` and `BridgeError::code()` values (read
-//!   from `mcp-bridge/src/error.rs`).
+//!   bridge cannot link), the bridge's `ErrorCode::ALL` (`mcp-bridge/src/code.rs`), to which
+//!   `BridgeError::code()` maps.
 //! - **MCP client snippets** set every environment variable the README's example
 //!   configuration needs.
 //!
@@ -667,15 +667,16 @@ fn the_readme_lists_every_code_of_the_bridge() {
     // ErrorCode::ALL holds every code ErrorCode::as_str can give
     same_sets(
         &all,
-        &arm_strings(&read("mcp-bridge/src/answer.rs"), "ErrorCode::"),
-        "ErrorCode::ALL against ErrorCode::as_str (mcp-bridge/src/answer.rs)",
+        &arm_strings(&read("mcp-bridge/src/code.rs"), "ErrorCode::"),
+        "ErrorCode::ALL against ErrorCode::as_str (mcp-bridge/src/code.rs)",
     );
-    let mut emitted = all;
-    // BridgeError::code(), which the CLI prints as error[CODE]
-    emitted.extend(arm_strings(
-        &read("mcp-bridge/src/error.rs"),
-        "BridgeError::",
-    ));
+    // BridgeError::code() maps to ErrorCode (mcp-bridge/src/error.rs): no code of its own
+    let bridge_error = read("mcp-bridge/src/error.rs");
+    assert!(
+        arm_strings(&bridge_error, "BridgeError::").is_empty(),
+        "BridgeError::code must give ErrorCodes, not words of its own"
+    );
+    let emitted = all;
     same_sets(
         &listed_codes(&readme(), "### Codes of the bridge"),
         &emitted,

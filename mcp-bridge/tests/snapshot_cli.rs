@@ -90,6 +90,7 @@ fn bridge(args: &[&str], database_env: Option<&str>) -> Output {
     command
         .args(args)
         .env_remove("NLQ_DATABASE_URL")
+        .env_remove("NLQ_CONFIG")
         .env_remove("RUST_LOG");
     if let Some(dsn) = database_env {
         command.env("NLQ_DATABASE_URL", dsn);
@@ -154,7 +155,7 @@ const SHOP: &str = "
 #[test]
 fn summary_of_a_database() {
     let db = ScratchDb::create("summary", true, SHOP);
-    let summary = assert_success(&bridge(&["snapshot", "--database", &db.dsn()], None));
+    let summary = assert_success(&bridge(&["snapshot", "--dsn", &db.dsn()], None));
 
     let mut lines = summary.lines();
     let first = lines.next().unwrap_or_default();
@@ -191,8 +192,8 @@ schema shop -- Test shop
 fn json_document_and_options() {
     let db = ScratchDb::create("json", true, SHOP);
 
-    // the connection string from the environment this time
-    let output = bridge(&["snapshot", "--json"], Some(&db.dsn()));
+    // the server from the environment this time, and the database by name
+    let output = bridge(&["snapshot", "--json", "--db", &db.name], Some(&db.dsn()));
     let document: Value = serde_json::from_str(&assert_success(&output)).expect("valid JSON");
     assert_eq!(document["format_version"], 1);
     assert_eq!(document["database"], db.name.as_str());
@@ -223,7 +224,7 @@ fn json_document_and_options() {
     let output = bridge(
         &[
             "snapshot",
-            "--database",
+            "--dsn",
             &db.dsn(),
             "--schema",
             "shop",
@@ -256,7 +257,7 @@ fn json_document_and_options() {
 fn an_unknown_schema_is_an_invalid_argument() {
     let db = ScratchDb::create("unknown_schema", true, SHOP);
     let output = bridge(
-        &["snapshot", "--database", &db.dsn(), "--schema", "nosuch"],
+        &["snapshot", "--dsn", &db.dsn(), "--schema", "nosuch"],
         None,
     );
     let line = assert_failure(&output, "INVALID_ARGUMENT");
@@ -268,7 +269,7 @@ fn an_unknown_schema_is_an_invalid_argument() {
 #[test]
 fn database_without_the_extension() {
     let db = ScratchDb::create("no_extension", false, "CREATE TABLE t (id int)");
-    let output = bridge(&["snapshot", "--database", &db.dsn()], None);
+    let output = bridge(&["snapshot", "--dsn", &db.dsn()], None);
     let line = assert_failure(&output, "EXTENSION_MISSING");
     assert_eq!(
         line,
@@ -298,7 +299,7 @@ fn unreachable_server_without_leaking_the_password() {
     }
     dsn.push_str(" password=hunter2-must-not-leak dbname=postgres");
 
-    let output = bridge(&["snapshot", "--database", &dsn], None);
+    let output = bridge(&["snapshot", "--dsn", &dsn], None);
     let line = assert_failure(&output, "CONNECTION_ERROR");
     assert!(line.contains("could not connect to host="), "{line}");
     assert!(line.contains("port=1 "), "{line}");
@@ -317,9 +318,69 @@ fn no_database_is_a_config_error() {
     let line = assert_failure(&output, "CONFIG_ERROR");
     assert_eq!(
         line,
-        "error[CONFIG_ERROR]: no database given: pass --database <conninfo-or-URL> \
-         or set NLQ_DATABASE_URL"
+        "error[CONFIG_ERROR]: no database given: pass --dsn <conninfo-or-URL>, or --config \
+         <PATH> (or set NLQ_CONFIG or NLQ_DATABASE_URL) and --db <NAME>"
     );
+}
+
+/// NLQ_DATABASE_URL means a server for `snapshot` as for every command: its databases are
+/// discovered, `--db` picks one, and without `--db` the message names the flag.
+#[test]
+fn the_environment_names_a_server() {
+    let db = ScratchDb::create("env_server", true, SHOP);
+    let output = bridge(&["snapshot"], Some(&db.dsn()));
+    let line = assert_failure(&output, "INVALID_ARGUMENT");
+    assert!(line.contains("say which one with `--db`"), "{line}");
+    assert!(line.contains(&db.name), "{line}");
+    assert!(!line.contains("`database`"), "{line}");
+
+    let summary = assert_success(&bridge(&["snapshot", "--db", &db.name], Some(&db.dsn())));
+    assert!(
+        summary.starts_with(&format!("database {} as ", db.name)),
+        "{summary}"
+    );
+
+    let output = bridge(&["snapshot", "--db", "nlq_no_such_db"], Some(&db.dsn()));
+    let line = assert_failure(&output, "UNKNOWN_DATABASE");
+    assert!(line.contains("nlq_no_such_db"), "{line}");
+}
+
+/// `--config` and `--db` as every other command takes them; `--dsn` is the alternative.
+#[test]
+fn a_configuration_and_a_database_name() {
+    let db = ScratchDb::create("config", true, SHOP);
+    let dir = std::env::temp_dir().join(format!("nlq-snapshot-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bridge.toml");
+    let url = format!("{} dbname=postgres", test_dsn());
+    std::fs::write(
+        &path,
+        format!(
+            "[[servers]]\nname = \"t\"\nurl = {url:?}\ndatabases = [{:?}]\n",
+            db.name
+        ),
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    // the only database of the configuration, with or without --db
+    for args in [
+        vec!["snapshot", "--config", config, "--json"],
+        vec!["snapshot", "--config", config, "--db", &db.name, "--json"],
+    ] {
+        let document: Value =
+            serde_json::from_str(&assert_success(&bridge(&args, None))).expect("valid JSON");
+        assert_eq!(document["database"], db.name.as_str(), "{args:?}");
+    }
+    // --dsn is one database without a configuration: not both
+    let dsn = db.dsn();
+    let output = bridge(&["snapshot", "--config", config, "--dsn", &dsn], None);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--dsn"), "{}", stderr(&output));
+    // the old spelling still reads one database
+    let output = bridge(&["snapshot", "--database", &dsn, "--json"], None);
+    let document: Value = serde_json::from_str(&assert_success(&output)).expect("valid JSON");
+    assert_eq!(document["database"], db.name.as_str());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -329,7 +390,9 @@ fn help() {
     assert!(top.contains("snapshot"), "{top}");
     let snapshot = assert_success(&bridge(&["snapshot", "--help"], None));
     for option in [
-        "--database <DSN>",
+        "--dsn <DSN>",
+        "--config <PATH>",
+        "--db <NAME>",
         "--schema <NAME>",
         "--no-stats",
         "--json",
@@ -348,7 +411,7 @@ fn a_look_alike_function_earlier_on_the_search_path_is_not_called() {
          CREATE FUNCTION postgres.nlq_schema_snapshot(text[], boolean) RETURNS jsonb \
          LANGUAGE sql AS $$ SELECT '{\"shadowed\": true}'::jsonb $$",
     );
-    let output = bridge(&["snapshot", "--json", "--database", &db.dsn()], None);
+    let output = bridge(&["snapshot", "--json", "--dsn", &db.dsn()], None);
     let document: Value = serde_json::from_str(&assert_success(&output)).expect("valid JSON");
     assert_eq!(document["format_version"], 1, "{document}");
     assert!(document.get("shadowed").is_none(), "{document}");

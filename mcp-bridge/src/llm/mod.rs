@@ -7,6 +7,7 @@
 //! the prompts and the parsing of replies live in [`crate::prompts`].
 
 pub mod openai;
+pub mod reply;
 pub mod schema;
 
 use std::time::Duration;
@@ -150,4 +151,37 @@ pub trait ChatModel: Send + Sync {
     fn describe(&self) -> String;
     /// Sends one request and returns the reply's text.
     fn complete(&self, request: StructuredRequest) -> BoxFuture<'_, Result<ModelReply, LlmError>>;
+}
+
+impl From<LlmError> for crate::error::ToolError {
+    fn from(err: LlmError) -> Self {
+        let (code, message) = match &err {
+            // the bridge's own words
+            LlmError::NotConfigured(m) => (crate::code::ErrorCode::NoModel, m.clone()),
+            LlmError::Timeout(_) => (crate::code::ErrorCode::LlmError, err.to_string()),
+            LlmError::Cancelled => (crate::code::ErrorCode::Cancelled, err.to_string()),
+            // what the endpoint (or the model) said comes in the detail
+            LlmError::RateLimited { .. } => (
+                crate::code::ErrorCode::RateLimited,
+                "the model endpoint is rate limiting requests".to_string(),
+            ),
+            LlmError::Transport { .. } => (
+                crate::code::ErrorCode::LlmError,
+                "the model endpoint failed".to_string(),
+            ),
+            LlmError::Malformed(_) => (
+                crate::code::ErrorCode::LlmError,
+                "the model's reply is malformed".to_string(),
+            ),
+            LlmError::Refused(_) => (
+                crate::code::ErrorCode::LlmError,
+                "the model refused".to_string(),
+            ),
+        };
+        let tool = crate::error::ToolError::new(code, message, err.retryable());
+        match &err {
+            LlmError::NotConfigured(_) | LlmError::Timeout(_) | LlmError::Cancelled => tool,
+            _ => tool.with_detail(err.to_string()),
+        }
+    }
 }

@@ -413,7 +413,7 @@ pub fn read_reply(
     mode: StructuredOutput,
 ) -> Result<String, LlmError> {
     let matches = |v: &Value| super::schema::check(v, schema).is_ok();
-    let Some(object) = crate::prompts::find_object(content, &matches) else {
+    let Some(object) = super::reply::find_object(content, &matches) else {
         return Err(LlmError::Malformed(format!(
             "expected a JSON object of the schema {name} (model.structured_output = {}), got {:?}",
             mode.as_str(),

@@ -17,11 +17,9 @@
 //! [`ToolError`]: crate::answer::ToolError
 
 pub mod origin;
-mod render;
 mod results;
 pub mod sampling;
 pub mod sessions;
-mod table;
 mod tools;
 mod transport;
 
@@ -42,12 +40,12 @@ use crate::answer::ErrorCode;
 use crate::bridge::Bridge;
 use crate::llm::ChatModel;
 
-pub use render::{
+pub use crate::render::answer::{
     answer_text, error_text, neutralise_fence, run_text, UNTRUSTED_CLOSE, UNTRUSTED_NOTICE,
     UNTRUSTED_OPEN,
 };
+pub use crate::render::table::table;
 pub use sampling::SamplingModel;
-pub use table::table;
 pub use tools::{DescribeArgs, QueryArgs, RefreshArgs, RunArgs, ValidateArgs};
 pub use transport::{bind_http, check_bind_address, serve_http, serve_stdio, HttpServer};
 
@@ -145,7 +143,12 @@ impl ServerHandler for NlqServer {
             .list_databases()
             .await
             .into_iter()
-            .filter(|db| db.status == crate::registry::Status::Ready)
+            .filter(|db| {
+                matches!(
+                    db.status,
+                    crate::registry::Status::Ready | crate::registry::Status::Empty
+                )
+            })
             .map(|db| {
                 let description = match &db.description {
                     Some(d) => format!("Schema of database {} ({d})", db.name),
@@ -174,7 +177,10 @@ impl ServerHandler for NlqServer {
         match self.bridge.describe_schema(Some(database), None).await {
             // Names and comments are data from the database, fenced as in describe_schema.
             Ok(text) => Ok(ReadResourceResult::new(vec![ResourceContents::text(
-                crate::redact::redact(&render::fence(&text, render::SCHEMA_NOTICE)),
+                crate::redact::redact(&crate::render::answer::fence(
+                    &text,
+                    crate::render::answer::SCHEMA_NOTICE,
+                )),
                 uri.clone(),
             )
             .with_mime_type("text/plain")])

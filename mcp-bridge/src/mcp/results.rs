@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::answer::ToolError;
 use crate::registry::DatabaseInfo;
 
-use super::render::error_text;
+use crate::render::answer::error_text;
 
 /// Fields of each structured result that did not come from the bridge itself (rows, names,
 /// what the database or the model wrote): a client must treat them as data, never as

@@ -10,12 +10,14 @@ use serde::Deserialize;
 
 use crate::answer::{Answer, QueryRequest, ReturnMode, RunResult, ToolError, Validation};
 
-use super::render::{self, answer_text, databases_text, run_text, validation_text};
 use super::results::{
     failure, output_schema, success, DatabaseList, SchemaDescription, ANSWER_UNTRUSTED,
     DATABASES_UNTRUSTED, RUN_UNTRUSTED, SCHEMA_UNTRUSTED, VALIDATION_UNTRUSTED,
 };
 use super::NlqServer;
+use crate::render::answer::{
+    self as render, answer_text, databases_text, run_text, validation_text,
+};
 
 /// Arguments of `query`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

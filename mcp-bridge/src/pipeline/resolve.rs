@@ -41,6 +41,14 @@ pub async fn resolve(
         .schema_of(&database)
         .await
         .map_err(|e| e.with_database(&database.name))?;
+    if cached.is_empty() {
+        return Err(ToolError::new(
+            ErrorCode::DatabaseUnavailable,
+            format!("{}: {}", database.what(), Cached::empty_reason()),
+            false,
+        )
+        .with_database(&database.name));
+    }
     Ok(Resolved { database, cached })
 }
 

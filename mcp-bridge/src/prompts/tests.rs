@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::answer::ResultColumn;
-use crate::llm::{StructuredRequest, Task};
+use crate::llm::{LlmError, StructuredRequest, Task};
 
 fn text_of(request: &StructuredRequest) -> String {
     request

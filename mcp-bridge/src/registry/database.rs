@@ -32,6 +32,17 @@ pub struct Cached {
 }
 
 impl Cached {
+    /// Whether the role sees no relation in the database.
+    pub fn is_empty(&self) -> bool {
+        self.snapshot.relations.is_empty()
+    }
+
+    /// Why a database with nothing visible cannot answer questions.
+    pub fn empty_reason() -> &'static str {
+        "the role sees no relation in it: grant it SELECT on what it may read, or exclude the \
+         database"
+    }
+
     /// Builds what is derived from a snapshot.
     pub fn new(snapshot: Snapshot, counter: TokenCounter) -> Cached {
         let snapshot = Arc::new(snapshot);
@@ -420,6 +431,11 @@ impl Database {
     /// How `list_databases` shows it.
     pub fn info(&self) -> DatabaseInfo {
         let (status, reason, cached) = match self.state.read().as_deref() {
+            Ok(State::Ready(c)) if c.is_empty() => (
+                Status::Empty,
+                Some(Cached::empty_reason().to_string()),
+                Some(c.clone()),
+            ),
             Ok(State::Ready(c)) => (Status::Ready, None, Some(c.clone())),
             Ok(State::Loading) => (Status::Loading, None, None),
             Ok(State::Unavailable(r)) => (Status::Unavailable, Some(r.clone()), None),

@@ -24,6 +24,8 @@ use crate::settings::{DatabaseSettings, ServerSettings, Settings};
 pub enum Status {
     /// Its schema is loaded; questions can be asked.
     Ready,
+    /// Its schema is loaded, but the role sees no relation in it: kept out of routing.
+    Empty,
     /// Its schema is being loaded.
     Loading,
     /// It could not be reached or its schema could not be loaded; retried in the background.
@@ -38,6 +40,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Ready => "ready",
+            Status::Empty => "empty",
             Status::Loading => "loading",
             Status::Unavailable => "unavailable",
             Status::ExtensionMissing => "extension_missing",
@@ -247,11 +250,13 @@ impl Registry {
         self.databases.read().map(|g| g.clone()).unwrap_or_default()
     }
 
-    /// The databases whose schema is loaded, with it.
+    /// The databases whose schema is loaded and shows the role something, with it: those a
+    /// question can be routed to.
     pub fn ready(&self) -> Vec<(Arc<Database>, Arc<Cached>)> {
         self.all()
             .iter()
             .filter_map(|d| d.ready().map(|c| (d.clone(), c)))
+            .filter(|(_, c)| !c.is_empty())
             .collect()
     }
 
@@ -345,7 +350,8 @@ impl Registry {
         err
     }
 
-    /// The database a caller names, or the only usable one.
+    /// The database a caller names, or the only usable one (for the SQL tools: an `empty`
+    /// database counts; questions are routed among [`Registry::ready`] instead).
     pub fn lookup(&self, name: Option<&str>) -> Result<Arc<Database>, ToolError> {
         let all = self.all();
         match name.map(str::trim).filter(|n| !n.is_empty()) {
@@ -368,6 +374,8 @@ impl Registry {
             None => {
                 let usable: Vec<_> = all
                     .iter()
+                    // an `empty` database counts here: SQL that reads no table runs there
+                    // (questions are routed by `ready()`, which leaves it out)
                     .filter(|d| d.ready().is_some() || d.needs_retry())
                     .collect();
                 match usable.as_slice() {

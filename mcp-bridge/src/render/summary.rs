@@ -9,7 +9,12 @@ use std::fmt;
 use crate::snapshot::{Relation, RelationKind, Snapshot};
 use crate::text::counted;
 
-/// [`Snapshot::summary`] as a `Display`.
+/// The summary of `snapshot`.
+pub fn summary(snapshot: &Snapshot) -> String {
+    Summary(snapshot).to_string()
+}
+
+/// [`summary`] as a `Display`.
 pub struct Summary<'a>(pub &'a Snapshot);
 
 impl fmt::Display for Summary<'_> {

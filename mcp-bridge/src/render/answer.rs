@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use crate::answer::{Answer, ResultColumn, ReturnMode, RunResult, Validation};
 use crate::registry::DatabaseInfo;
+use crate::untrusted::one_line;
 
-use super::table::{cell_text, table, truncate};
+use super::table::{cell_text, table};
 
 pub use crate::untrusted::{
     fence, neutralise as neutralise_fence, ERROR_NOTICE, MODEL_NOTICE, NAMES_NOTICE,
@@ -164,7 +165,7 @@ pub fn attempts_text(attempts: &[crate::answer::Attempt]) -> String {
         }
         let _ = write!(said, "attempt {}:", attempt.number);
         if !message.is_empty() {
-            let _ = write!(said, " {}", truncate(&one_line(message), 300));
+            let _ = write!(said, " {}", crate::text::clip(&one_line(message), 300 - 1));
         }
         said.push('\n');
         if !sql.is_empty() {
@@ -306,12 +307,6 @@ fn push_fenced_table(out: &mut String, columns: &[ResultColumn], rows: &[Vec<Val
     out.push_str(&fence(&table(columns, rows), UNTRUSTED_NOTICE));
 }
 
-/// Whitespace (newlines included) collapsed to single spaces, neutralised (the text may be
-/// the model's, which read database content).
-fn one_line(text: &str) -> String {
-    crate::untrusted::one_line(text)
-}
-
 /// SQL indented by four spaces, one line per line, the fence tag neutralised.
 pub fn sql_block(sql: &str) -> String {
     let mut out = String::new();
@@ -326,7 +321,7 @@ mod tests {
     use super::*;
     use crate::answer::{Attempt, Stage, StageTiming};
     use crate::llm::TokenUsage;
-    use crate::mcp::table::tests::columns;
+    use crate::render::table::tests::columns;
     use serde_json::json;
 
     #[test]

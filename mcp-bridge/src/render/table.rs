@@ -112,17 +112,7 @@ pub(super) fn cell_text(raw: &str) -> String {
             c => flat.push(c),
         }
     }
-    neutralise_fence(&truncate(&flat, MAX_CELL_CHARS))
-}
-
-/// Cuts `text` to `max` characters, ending with `…` when cut.
-pub(super) fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
+    neutralise_fence(&crate::text::clip(&flat, MAX_CELL_CHARS - 1))
 }
 
 #[cfg(test)]
@@ -131,7 +121,7 @@ pub(super) mod tests {
     use serde_json::json;
 
     /// Columns from `(name, type)` pairs.
-    pub(in crate::mcp) fn columns(names: &[(&str, &str)]) -> Vec<ResultColumn> {
+    pub(in crate::render) fn columns(names: &[(&str, &str)]) -> Vec<ResultColumn> {
         names
             .iter()
             .map(|(n, t)| ResultColumn {
