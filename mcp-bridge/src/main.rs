@@ -76,7 +76,8 @@ struct ContextArgs {
     /// chosen and the token counts against the whole schema's
     #[arg(long, conflicts_with = "json")]
     explain: bool,
-    /// Let the model help choose (not implemented yet: refused)
+    /// Let the configured model choose the tables when the lexical evidence is weak (one
+    /// cheap call, as the pipeline makes); needs a model (OPENAI_API_KEY)
     #[arg(long)]
     with_model: bool,
 }
@@ -95,6 +96,10 @@ struct EvalArgs {
     /// Directory for report.json and summary.md; a run over the same directory resumes
     #[arg(long, value_name = "DIR", default_value = "target/eval")]
     out: PathBuf,
+    /// Run the context stage with the configured model's table selection (where the lexical
+    /// evidence is weak), so recall is the pipeline's with the model; needs OPENAI_API_KEY
+    #[arg(long)]
+    with_model: bool,
 }
 
 #[derive(Debug, Args)]
@@ -473,17 +478,18 @@ async fn snapshot(args: SnapshotArgs) -> Result<String, BridgeError> {
 }
 
 async fn context(args: ContextArgs) -> Result<String, BridgeError> {
-    if args.with_model {
-        return Err(BridgeError::Config(
-            "context --with-model is not implemented yet: the context stage shown is the \
-             lexical one, which makes no model call; run without --with-model"
-                .into(),
-        ));
-    }
     let settings = load_settings(&args.config)?;
+    let model = with_model(args.with_model, &settings, "context")?;
     let loaded = mcp_bridge::eval::offline::load(&settings, None).await?;
     let estate = mcp_bridge::eval::offline::Estate::new(&loaded, &settings);
-    let report = estate.context(&args.question, args.db.as_deref(), &settings)?;
+    let report = match &model {
+        Some(model) => {
+            estate
+                .context_with_model(&args.question, args.db.as_deref(), &settings, model)
+                .await?
+        }
+        None => estate.context(&args.question, args.db.as_deref(), &settings)?,
+    };
     if args.json {
         serde_json::to_string_pretty(&report)
             .map(|s| s + "\n")
@@ -508,17 +514,45 @@ async fn eval(args: EvalArgs) -> Result<String, BridgeError> {
     let cases = mcp_bridge::eval::cases::parse_cases_file(&text)
         .map_err(|e| BridgeError::Config(format!("{}: {e}", args.cases.display())))?;
     let settings = load_settings(&args.config)?;
+    let model = with_model(args.with_model, &settings, "eval")?;
     let loaded = mcp_bridge::eval::offline::load(&settings, None).await?;
     let estate = mcp_bridge::eval::offline::Estate::new(&loaded, &settings);
-    let report =
-        mcp_bridge::eval::run_offline(&cases, &estate, &settings, args.db.as_deref(), &args.out)
-            .await?;
+    let report = mcp_bridge::eval::run_context(
+        &cases,
+        &estate,
+        &settings,
+        args.db.as_deref(),
+        &args.out,
+        model.as_ref().map(|m| m as &dyn mcp_bridge::llm::ChatModel),
+    )
+    .await?;
     Ok(format!(
         "{}\nwritten: {} and {}\n",
         report.markdown(),
         args.out.join("report.json").display(),
         args.out.join("summary.md").display()
     ))
+}
+
+/// The configured model for `COMMAND --with-model`, or why there is none.
+fn with_model(
+    wanted: bool,
+    settings: &Settings,
+    command: &str,
+) -> Result<Option<mcp_bridge::llm::openai::OpenAiModel>, BridgeError> {
+    if !wanted {
+        return Ok(None);
+    }
+    if settings.model.api_key.is_none() {
+        return Err(BridgeError::Config(format!(
+            "{command} --with-model needs a model: set OPENAI_API_KEY (or model.api_key in the \
+             configuration file; model.base_url for any OpenAI-compatible endpoint), or run \
+             without --with-model for the lexical context"
+        )));
+    }
+    mcp_bridge::llm::openai::OpenAiModel::new(&settings.model)
+        .map(Some)
+        .map_err(|e| BridgeError::Config(e.to_string()))
 }
 
 /// Writes the result to stdout; a reader that went away (`| head`) is not an error.

@@ -94,10 +94,12 @@ fn context_prints_the_routing_the_relations_and_the_prompt_size() {
     assert!(text.starts_with("database: "), "{text}");
     assert!(text.contains("tokens (o200k_base)"), "{text}");
 
-    // --with-model is refused, not ignored
+    // --with-model without a model is refused, not ignored, and says what to set
     let out = bridge(&["context", "--config", config, "--with-model", question]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--with-model needs a model"), "{stderr}");
+    assert!(stderr.contains("OPENAI_API_KEY"), "{stderr}");
 }
 
 #[test]

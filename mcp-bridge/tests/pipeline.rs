@@ -326,12 +326,27 @@ async fn malformed_model_output_is_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_among_the_fixture_databases() {
     let model = ScriptedOpenAi::start(vec![
-        // chosen by the model
+        // decided by lexical routing (nlq_small leads by far): no routing request
+        Step::expect("sql_answer")
+            .containing("public.book_authors")
+            .reply(generate(
+                "SELECT author_id, count(*) FROM public.book_authors GROUP BY 1",
+            )),
+        Step::expect("result_verdict").reply(verdict(9, "ok")),
+        // not decided lexically: the model chooses, shown the databases best-ranked first
         Step::expect("database_choice")
             .containing("nlq_small")
             .containing("nlq_medium")
             .containing("nlq_large")
             .containing("Which marketing campaign had the most sends?")
+            .check(|r| {
+                let text = &r.messages_text;
+                let at = |name: &str| text.find(&format!("database: {name}\n"));
+                match (at("nlq_medium"), at("nlq_small"), at("nlq_large")) {
+                    (Some(m), Some(s), Some(l)) if m < s && m < l => Ok(()),
+                    other => Err(format!("nlq_medium is not listed first: {other:?}")),
+                }
+            })
             .reply(route(Some("nlq_medium"), &[])),
         Step::expect("sql_answer")
             .containing("crm.campaign_sends")
@@ -339,8 +354,10 @@ async fn routing_among_the_fixture_databases() {
                 "SELECT campaign_id, count(*) FROM crm.campaign_sends GROUP BY 1 ORDER BY 2 DESC",
             )),
         Step::expect("result_verdict").reply(verdict(9, "ok")),
-        // ambiguous
+        // ambiguous for both: the model's candidates
         Step::expect("database_choice").reply(route(None, &["nlq_small", "nlq_medium"])),
+        // the model names none: the ranked candidates
+        Step::expect("database_choice").reply(route(None, &[])),
         // named in the question: no routing request
         Step::expect("sql_answer")
             .containing("audit.")
@@ -353,6 +370,13 @@ async fn routing_among_the_fixture_databases() {
         &["nlq_small", "nlq_medium", "nlq_large"],
     )
     .await;
+    let answer = bridge
+        .query(ask("How many books has each author written?"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answer.database, "nlq_small");
+    assert_eq!(model.requests().len(), 2, "no routing request");
+
     let answer = bridge
         .query(ask("Which marketing campaign had the most sends?"), None)
         .await
@@ -367,6 +391,27 @@ async fn routing_among_the_fixture_databases() {
     assert_eq!(err.code, ErrorCode::AmbiguousQuery);
     assert_eq!(err.candidates, vec!["nlq_small", "nlq_medium"]);
     assert!(err.message.contains("`database`"), "{}", err.message);
+    let detail = err.detail.clone().unwrap_or_default();
+    assert!(
+        detail.contains("lexical routing did not decide"),
+        "{detail}"
+    );
+    assert!(detail.contains("scripted reason"), "{detail}");
+
+    let err = bridge
+        .query(ask("How many customers do we have?"), None)
+        .await
+        .expect_err("ambiguous");
+    assert_eq!(err.code, ErrorCode::AmbiguousQuery);
+    assert_eq!(err.candidates.len(), 3, "{:?}", err.candidates);
+    // in the order of the lexical scores the detail lists
+    let detail = err.detail.clone().unwrap_or_default();
+    let positions: Vec<usize> = err
+        .candidates
+        .iter()
+        .map(|c| detail.find(&format!("{c} ")).unwrap_or(usize::MAX))
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{detail}");
 
     let answer = bridge
         .query(ask("How many app users are in nlq_large?"), None)

@@ -51,11 +51,28 @@ pub struct CaseResult {
     pub routed: Option<String>,
     /// The best routing candidate.
     pub routed_top: Option<String>,
+    /// The database the pipeline would take without asking the model (lead of
+    /// [`crate::linking::route::DECIDE_MARGIN`]); `None`: it would ask the model.
+    #[serde(default)]
+    pub decided: Option<String>,
     /// Every database with its routing score, best first.
     #[serde(default)]
     pub routing: Vec<crate::linking::route::Candidate>,
     /// Milliseconds of linking (context stage) for this question.
     pub link_ms: f64,
+    /// Why the lexical evidence was weak (the pipeline would ask the model to choose tables).
+    #[serde(default)]
+    pub weakness: Option<crate::linking::select::Weakness>,
+    /// The best lexical match's strength.
+    #[serde(default)]
+    pub strength: Option<f64>,
+    /// With a model (`eval --with-model`): the relations the model-assisted selection chose
+    /// (`None`: no selection call was made for this question).
+    #[serde(default)]
+    pub selected: Option<Vec<String>>,
+    /// With a model: tokens of the selection call.
+    #[serde(default)]
+    pub model_tokens: u64,
 }
 
 /// Figures for one group of results.
@@ -78,6 +95,10 @@ pub struct Group {
     pub mean_schema_tokens: f64,
     /// Share of the cases routing chose the right database for outright, no database named.
     pub routing_accuracy: f64,
+    /// Cases whose lexical evidence was weak: the pipeline would ask the model to choose
+    /// tables (one cheap call) before generating.
+    #[serde(default)]
+    pub weak: usize,
 }
 
 /// Routing over all cases of a language.
@@ -94,6 +115,12 @@ pub struct RoutingFigures {
     /// The best candidate was right (chosen or not).
     pub top1_right: usize,
     pub accuracy: f64,
+    /// Decided without the model (the pipeline asks the model for the others).
+    #[serde(default)]
+    pub decided: usize,
+    /// Of those, right.
+    #[serde(default)]
+    pub decided_right: usize,
 }
 
 /// `report.json`.
@@ -106,6 +133,10 @@ pub struct Report {
     pub groups: Vec<Group>,
     pub routing: Vec<RoutingFigures>,
     pub mean_link_ms: f64,
+    /// Whether the context stage's model-assisted table selection ran (`eval --with-model`);
+    /// a report of the other kind is not resumed.
+    #[serde(default)]
+    pub with_model: bool,
 }
 
 fn percentile(sorted: &[usize], p: f64) -> usize {
@@ -152,6 +183,7 @@ fn group(database: &str, level: &str, language: &str, results: &[&CaseResult]) -
             .filter(|r| r.routed.as_deref() == Some(r.database.as_str()))
             .count() as f64
             / n,
+        weak: results.iter().filter(|r| r.weakness.is_some()).count(),
     }
 }
 
@@ -193,6 +225,11 @@ impl Report {
                         .filter(|r| r.routed_top.as_deref() == Some(r.database.as_str()))
                         .count(),
                     accuracy: right as f64 / rs.len().max(1) as f64,
+                    decided: rs.iter().filter(|r| r.decided.is_some()).count(),
+                    decided_right: rs
+                        .iter()
+                        .filter(|r| r.decided.as_deref() == Some(r.database.as_str()))
+                        .count(),
                 }
             })
             .collect();
@@ -206,10 +243,18 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "# Evaluation, offline part (no model)\n\nBudget {} schema tokens ({}); {} results; \
+            "# Evaluation, {}\n\nBudget {} schema tokens ({}); {} results; \
              linking {:.3} ms per question on average. Recall is strict: a case counts only when \
              every relation its expected SQL reads (as `nlq_validate` reports) is in the context; \
-             cases whose gold the bridge role cannot see are excluded from it and counted apart.\n",
+             cases whose gold the bridge role cannot see are excluded from it and counted apart. \
+             \"Weak evidence\" counts the questions whose lexical evidence is weak while the whole \
+             schema does not fit: the pipeline asks the model to choose their tables (recall here \
+             is without that step).\n",
+            if self.with_model {
+                "context stage with the model's table selection"
+            } else {
+                "offline part (no model)"
+            },
             self.budget,
             self.encoding,
             self.results.len(),
@@ -217,12 +262,12 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| database | level | lang | cases | excluded | strict recall | median schema | median prompt | mean prompt | p95 prompt | routing |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "| database | level | lang | cases | excluded | strict recall | median schema | median prompt | mean prompt | p95 prompt | routing | weak evidence |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for g in &self.groups {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {:.3} | {} | {} | {:.0} | {} | {:.3} |",
+                "| {} | {} | {} | {} | {} | {:.3} | {} | {} | {:.0} | {} | {:.3} | {} |",
                 g.database,
                 g.level,
                 g.language,
@@ -233,20 +278,34 @@ impl Report {
                 g.median_prompt_tokens,
                 g.mean_prompt_tokens,
                 g.p95_prompt_tokens,
-                g.routing_accuracy
+                g.routing_accuracy,
+                g.weak
             );
         }
         let _ = writeln!(
             s,
-            "\n## Routing, no database named\n\n| lang | cases | right | wrong | undecided | top-1 right | accuracy |\n|---|---:|---:|---:|---:|---:|---:|"
+            "\n## Routing, no database named\n\nRight, wrong and undecided at the lexical margin ({}); \
+             \"decided\" are the questions the pipeline routes without asking the model (a lead \
+             of {}), the others go to the model.\n\n| lang | cases | right | wrong | undecided | top-1 right | accuracy | decided | decided right |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            crate::linking::route::MARGIN,
+            crate::linking::route::DECIDE_MARGIN
         );
         for r in &self.routing {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {:.3} |",
-                r.language, r.cases, r.right, r.wrong, r.undecided, r.top1_right, r.accuracy
+                "| {} | {} | {} | {} | {} | {} | {:.3} | {} | {} |",
+                r.language,
+                r.cases,
+                r.right,
+                r.wrong,
+                r.undecided,
+                r.top1_right,
+                r.accuracy,
+                r.decided,
+                r.decided_right
             );
         }
+        s.push_str(&self.targets());
         let excluded: Vec<&CaseResult> = self
             .results
             .iter()
@@ -285,6 +344,45 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The targets of issue 13 that these results measure, each with its figure and whether
+    /// it is met: `nlq_large` English strict recall ≥ 0.97 with a median prompt ≤ 4,000
+    /// tokens, and routing accuracy ≥ 0.95 with no database named, per language.
+    pub fn targets(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::from("\n## Targets (issue 13)\n\n");
+        let met = |ok: bool| if ok { "met" } else { "not met" };
+        if let Some(g) = self
+            .groups
+            .iter()
+            .find(|g| g.database == "nlq_large" && g.level == "all" && g.language == "en")
+        {
+            let _ = writeln!(
+                s,
+                "- nlq_large, English: strict recall {:.3} (target ≥ 0.97: {}); median prompt \
+                 {} tokens (target ≤ 4000: {})",
+                g.recall,
+                met(g.recall >= 0.97),
+                g.median_prompt_tokens,
+                met(g.median_prompt_tokens <= 4000)
+            );
+        }
+        for r in &self.routing {
+            let _ = writeln!(
+                s,
+                "- routing, no database named, {} phrasings: accuracy {:.3} ({}/{}; target ≥ \
+                 0.95: {})",
+                r.language,
+                r.accuracy,
+                r.right,
+                r.cases,
+                met(r.accuracy >= 0.95)
+            );
+        }
+        s
+    }
+}
+
 /// Reads a report to resume from; none (or an unreadable one) starts afresh.
 pub fn read_report(path: &Path) -> Option<Report> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -313,10 +411,26 @@ pub async fn run_offline(
     only: Option<&str>,
     out: &Path,
 ) -> Result<Report, BridgeError> {
+    run_context(cases, estate, settings, only, out, None).await
+}
+
+/// [`run_offline`], with the context stage's model-assisted table selection through `model`
+/// when given (recall is then that of the context the pipeline would build with the model).
+pub async fn run_context(
+    cases: &[Case],
+    estate: &Estate<'_>,
+    settings: &Settings,
+    only: Option<&str>,
+    out: &Path,
+    model: Option<&dyn crate::llm::ChatModel>,
+) -> Result<Report, BridgeError> {
     std::fs::create_dir_all(out)
         .map_err(|e| BridgeError::Internal(format!("cannot create {}: {e}", out.display())))?;
     let report_path = out.join("report.json");
-    let mut report = read_report(&report_path).unwrap_or_default();
+    let mut report = read_report(&report_path)
+        .filter(|r| r.with_model == model.is_some())
+        .unwrap_or_default();
+    report.with_model = model.is_some();
     report.budget = settings.context.max_tokens;
     report.encoding = estate.counter.encoding.to_string();
     report.databases = estate.loaded.iter().map(|l| l.name.clone()).collect();
@@ -367,7 +481,14 @@ pub async fn run_offline(
             }
         };
         let started = Instant::now();
-        let context = estate.context(question, Some(&case.database), settings)?;
+        let context = match model {
+            Some(model) => {
+                estate
+                    .context_with_model(question, Some(&case.database), settings, model)
+                    .await?
+            }
+            None => estate.context(question, Some(&case.database), settings)?,
+        };
         let link_ms = started.elapsed().as_secs_f64() * 1000.0;
         let routing = estate.route(question);
         let (gold, excluded) = match gold {
@@ -411,9 +532,14 @@ pub async fn run_offline(
             prompt_tokens: context.prompt_tokens,
             schema_tokens: context.schema_tokens,
             routed: routing.chosen,
+            decided: routing.decided,
             routed_top: routing.candidates.first().map(|c| c.database.clone()),
             routing: routing.candidates,
             link_ms,
+            weakness: context.weakness,
+            strength: context.strength,
+            selected: context.selection.as_ref().map(|s| s.chosen.clone()),
+            model_tokens: context.model_tokens.map_or(0, |t| t.total()),
         });
         write_report(&report_path, &report)?;
         bar.inc(1);

@@ -1,7 +1,8 @@
 //! The context stage without a model: the databases of a configuration loaded once, each
 //! with its [`Linker`], then for a question the routing, the linked schema context and the
 //! size of the generation prompt the pipeline would send (`pg-nlq-bridge context`, and the
-//! offline part of `pg-nlq-bridge eval`).
+//! offline part of `pg-nlq-bridge eval`). With a model (`context --with-model`), the context
+//! stage's model-assisted table selection too ([`Estate::context_with_model`]).
 
 use std::sync::Arc;
 
@@ -11,6 +12,8 @@ use crate::answer::Validation;
 use crate::error::BridgeError;
 use crate::linking::route::{route, Candidate, Target};
 use crate::linking::{LinkedContext, Reason, TokenCounter};
+use crate::llm::{ChatModel, TokenUsage};
+use crate::pipeline::context::SelectionReport;
 use crate::registry::{Cached, Database, Registry};
 use crate::settings::Settings;
 use crate::snapshot::Snapshot;
@@ -57,9 +60,10 @@ pub async fn load(settings: &Settings, only: Option<&str>) -> Result<Vec<Loaded>
 /// How the database was chosen.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoutingReport {
-    /// `given` (--db), `only` (one database), `lexical` (routing was confident), or
-    /// `ambiguous` (not confident: the pipeline would ask the model or answer
-    /// `AMBIGUOUS_QUERY`; the context shown is the best candidate's).
+    /// `given` (--db), `only` (one database), `lexical` (routing decided: the pipeline takes
+    /// it without the model), `best_guess` (ahead, but not by enough to decide: the pipeline
+    /// asks the model; the context shown is the best candidate's), or `ambiguous` (no
+    /// database ahead: the pipeline asks the model or answers `AMBIGUOUS_QUERY`).
     pub method: &'static str,
     /// Every database, best first, with its routing score (log-likelihood; higher is better).
     pub candidates: Vec<Candidate>,
@@ -85,10 +89,23 @@ pub struct ContextReport {
     pub schema_tokens: usize,
     /// Tokens of the whole schema rendered the same way.
     pub whole_schema_tokens: usize,
+    /// The best lexical match's strength ([`crate::linking::Linker::strength`]; `None`:
+    /// nothing matched).
+    pub strength: Option<f64>,
+    /// Why the lexical evidence is weak, when it is and the whole schema does not fit: the
+    /// pipeline then asks the model to choose tables (`context.model_selection`).
+    pub weakness: Option<crate::linking::select::Weakness>,
     pub budget: usize,
     pub encoding: &'static str,
     /// The schema context itself.
     pub context: String,
+    /// What the model-assisted table selection did (`--with-model`, when the lexical
+    /// evidence was weak and the whole schema did not fit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionReport>,
+    /// Tokens the model calls cost (`--with-model`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_tokens: Option<TokenUsage>,
 }
 
 impl ContextReport {
@@ -108,8 +125,13 @@ impl ContextReport {
             "only" => "the only database configured".to_string(),
             "lexical" => format!(
                 "its schema and description match the question's words best (scores: {scores}; \
-                 chosen when the best leads by {})",
-                crate::linking::route::MARGIN
+                 decided without the model when the best leads by {})",
+                crate::linking::route::DECIDE_MARGIN
+            ),
+            "best_guess" => format!(
+                "best guess: it leads (scores: {scores}) but by less than {}, so the pipeline \
+                 would ask the model to choose",
+                crate::linking::route::DECIDE_MARGIN
             ),
             _ => format!(
                 "best guess only: no database leads clearly (scores: {scores}); the pipeline \
@@ -117,6 +139,27 @@ impl ContextReport {
             ),
         };
         let _ = writeln!(s, "database: {} ({why})", self.database);
+        if let Some(sel) = &self.selection {
+            let chose = match (&sel.error, sel.chosen.is_empty()) {
+                (Some(e), _) => format!("the call failed ({e}); the context stayed lexical"),
+                (None, true) => "it chose no table of the catalogue".to_string(),
+                (None, false) => format!("it chose {}", sel.chosen.join(", ")),
+            };
+            let ignored = if sel.ignored.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; ignored (not in the catalogue): {}",
+                    sel.ignored.join(", ")
+                )
+            };
+            let _ = writeln!(
+                s,
+                "model selection: {}, so the model was shown a catalogue of {} tokens; {chose}{ignored}",
+                sel.weakness.describe(),
+                sel.catalogue_tokens
+            );
+        }
         if self.whole {
             let _ = writeln!(
                 s,
@@ -201,7 +244,42 @@ impl<'a> Estate<'a> {
         database: Option<&str>,
         settings: &Settings,
     ) -> Result<ContextReport, BridgeError> {
-        let (index, routing) = match database {
+        let (index, routing) = self.pick(question, database)?;
+        let linked = self.loaded[index]
+            .cached
+            .linker
+            .link(question, &settings.context);
+        Ok(self.report(question, index, routing, linked, settings))
+    }
+
+    /// [`Estate::context`] with the context stage's model-assisted table selection
+    /// ([`crate::pipeline::context::first`]) through `model`.
+    pub async fn context_with_model(
+        &self,
+        question: &str,
+        database: Option<&str>,
+        settings: &Settings,
+        model: &dyn ChatModel,
+    ) -> Result<ContextReport, BridgeError> {
+        let (index, routing) = self.pick(question, database)?;
+        let loaded = &self.loaded[index];
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let ctx = crate::pipeline::Ctx::new(settings, model, &cancel);
+        let (linked, selection) =
+            crate::pipeline::context::first(&ctx, &loaded.cached, &loaded.name, question).await;
+        let mut report = self.report(question, index, routing, linked, settings);
+        report.selection = selection;
+        report.model_tokens = Some(ctx.tokens());
+        Ok(report)
+    }
+
+    /// The database for `question`: `database`, else routed.
+    fn pick(
+        &self,
+        question: &str,
+        database: Option<&str>,
+    ) -> Result<(usize, RoutingReport), BridgeError> {
+        Ok(match database {
             Some(name) => {
                 let i = self.position(name).ok_or_else(|| {
                     BridgeError::Config(format!("no loaded database is named {name}"))
@@ -218,8 +296,10 @@ impl<'a> Estate<'a> {
                 let routed = self.route(question);
                 let method = if self.loaded.len() == 1 {
                     "only"
-                } else if routed.chosen.is_some() {
+                } else if routed.decided.is_some() {
                     "lexical"
+                } else if routed.chosen.is_some() {
+                    "best_guess"
                 } else {
                     "ambiguous"
                 };
@@ -237,11 +317,25 @@ impl<'a> Estate<'a> {
                     },
                 )
             }
-        };
+        })
+    }
+
+    fn report(
+        &self,
+        question: &str,
+        index: usize,
+        routing: RoutingReport,
+        linked: LinkedContext,
+        settings: &Settings,
+    ) -> ContextReport {
         let loaded = &self.loaded[index];
-        let linked = loaded.cached.linker.link(question, &settings.context);
         let prompt_tokens = self.prompt_tokens(question, loaded, &linked, settings);
-        Ok(ContextReport {
+        let linker = &loaded.cached.linker;
+        ContextReport {
+            strength: linker
+                .strength(question)
+                .map(|s| (s * 1000.0).round() / 1000.0),
+            weakness: linker.weakness(question, &settings.context),
             question: question.to_string(),
             database: loaded.name.clone(),
             routing,
@@ -255,7 +349,9 @@ impl<'a> Estate<'a> {
             budget: linked.budget,
             encoding: linked.encoding,
             context: linked.text,
-        })
+            selection: None,
+            model_tokens: None,
+        }
     }
 
     /// Tokens of the generation request the pipeline builds ([`crate::pipeline::generate::request`])

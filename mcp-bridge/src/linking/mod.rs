@@ -19,9 +19,10 @@ pub mod graph;
 pub mod index;
 pub mod render;
 pub mod route;
+pub mod select;
 pub mod tokenize;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::render::schema::{self as context, TypeIndex};
@@ -30,6 +31,7 @@ use crate::snapshot::{Relation, Snapshot};
 use self::graph::Graph;
 use self::index::Index;
 pub use self::render::TokenCounter;
+use self::select::Script;
 
 /// Default `context.max_tokens`.
 pub const DEFAULT_MAX_TOKENS: usize = 4000;
@@ -93,6 +95,9 @@ pub struct ContextSettings {
     pub whole_schema_when_it_fits: bool,
     /// Budget multiplier of each [`Linker::widen`] step.
     pub widen_factor: f64,
+    /// Ask the model to choose tables when the lexical evidence is weak
+    /// ([`select`], `crate::pipeline::context`).
+    pub model_selection: bool,
 }
 
 impl Default for ContextSettings {
@@ -101,6 +106,7 @@ impl Default for ContextSettings {
             max_tokens: DEFAULT_MAX_TOKENS,
             whole_schema_when_it_fits: true,
             widen_factor: 2.0,
+            model_selection: true,
         }
     }
 }
@@ -121,6 +127,8 @@ pub enum Reason {
     Related,
     /// Asked for by a retry ([`Linker::widen`]).
     Asked,
+    /// Chosen by the model from the catalogue ([`Linker::link_selected`]).
+    Selected,
     /// No lexical evidence: the best-connected relations.
     Central,
 }
@@ -165,6 +173,8 @@ pub struct Linker {
     names: Vec<String>,
     /// The transaction tables, most likely first ([`Linker::fact_tables`]).
     facts: Vec<usize>,
+    /// Letters of the names and comments per script ([`select::script_counts`]).
+    scripts: BTreeMap<Script, usize>,
 }
 
 impl Linker {
@@ -222,8 +232,25 @@ impl Linker {
             })
             .collect();
         let facts = Self::fact_tables(snap, &index);
+        let mut scripts: BTreeMap<Script, usize> = BTreeMap::new();
+        let mut count = |text: &str| {
+            for (script, n) in select::script_counts(text) {
+                *scripts.entry(script).or_insert(0) += n;
+            }
+        };
+        for &i in &docs {
+            let r = &snap.relations[i];
+            count(&r.schema);
+            count(&r.name);
+            count(r.comment.as_deref().unwrap_or(""));
+            for c in &r.columns {
+                count(&c.name);
+                count(c.comment.as_deref().unwrap_or(""));
+            }
+        }
         Linker {
             facts,
+            scripts,
             snapshot,
             index,
             graph,
@@ -280,7 +307,7 @@ impl Linker {
 
     /// The schema context for `question` under `settings.max_tokens`.
     pub fn link(&self, question: &str, settings: &ContextSettings) -> LinkedContext {
-        self.link_with(question, settings.max_tokens, settings, &[])
+        self.link_inner(question, settings.max_tokens, settings, &[], &[])
     }
 
     /// The context for a retry after the model used a relation or column that was not shown
@@ -324,15 +351,18 @@ impl Linker {
                 }
             }
         }
-        self.link_with(question, budget, settings, &asked)
+        self.link_inner(question, budget, settings, &asked, &[])
     }
 
-    fn link_with(
+    /// The context under `budget`: `asked` first, then `selected` (the model's choice), then
+    /// the lexical candidates.
+    fn link_inner(
         &self,
         question: &str,
         budget: usize,
         settings: &ContextSettings,
         asked: &[usize],
+        selected: &[usize],
     ) -> LinkedContext {
         let terms = tokenize::terms(question);
         let ranked = self.ranked(&terms);
@@ -357,7 +387,7 @@ impl Linker {
             };
         }
 
-        let priority = self.priority(&terms, &ranked, asked);
+        let priority = self.priority(&terms, &ranked, asked, selected);
         self.render_within(&terms, &priority, budget, matches)
     }
 
@@ -367,6 +397,7 @@ impl Linker {
         terms: &[String],
         ranked: &[(usize, f64)],
         asked: &[usize],
+        selected: &[usize],
     ) -> Vec<(usize, Reason)> {
         let mut out: Vec<(usize, Reason)> = Vec::new();
         let mut taken: HashSet<usize> = HashSet::new();
@@ -441,12 +472,26 @@ impl Linker {
                 position += 1;
             }
         }
+        let lexical = seeds.len();
+        // the model's choice comes before the lexical seeds
+        if !selected.is_empty() {
+            let mut merged: Vec<usize> = selected.to_vec();
+            merged.extend(seeds.iter().filter(|d| !selected.contains(d)));
+            seeds = merged;
+        }
+        let reason = |doc: usize| {
+            if selected.contains(&doc) {
+                Reason::Selected
+            } else {
+                Reason::Matched
+            }
+        };
         // seeds, each followed by the join path that connects it to the ones before
         let mut tree: HashSet<usize> = HashSet::new();
         for &seed in &seeds {
             if !tree.is_empty() {
                 if let Some(path) = self.graph.path_from_set(&tree, seed, MAX_PATH_HOPS) {
-                    push(seed, Reason::Matched, &mut out);
+                    push(seed, reason(seed), &mut out);
                     for doc in path {
                         tree.insert(doc);
                         push(doc, Reason::JoinPath, &mut out);
@@ -456,7 +501,7 @@ impl Linker {
                 }
             }
             tree.insert(seed);
-            push(seed, Reason::Matched, &mut out);
+            push(seed, reason(seed), &mut out);
         }
         for &seed in &seeds {
             for &parent in self.graph.references(seed) {
@@ -466,7 +511,7 @@ impl Linker {
         for &(doc, _) in ranked
             .iter()
             .filter(|r| r.1 >= top * EXTRA_RATIO)
-            .skip(seeds.len())
+            .skip(lexical)
             .take(MAX_EXTRA)
         {
             push(doc, Reason::Related, &mut out);

@@ -158,3 +158,121 @@ fn a_measure_question_brings_the_fact_table() {
         "{context:#?}"
     );
 }
+
+#[test]
+fn weak_evidence_is_no_match_another_script_or_a_low_score() {
+    use select::Weakness;
+    let snapshot = sample();
+    let linker = Linker::new(std::sync::Arc::new(snapshot.clone()), counter());
+    // the whole sample fits the default budget: nothing to choose, never weak
+    assert_eq!(
+        linker.weakness("每个客户的订单", &ContextSettings::default()),
+        None
+    );
+    let tight = tight();
+    assert_eq!(
+        linker.weakness("每个客户的订单", &tight),
+        Some(Weakness::OtherScript)
+    );
+    assert_eq!(
+        linker.weakness("zzz qqq xyzzy", &tight),
+        Some(Weakness::NoMatch)
+    );
+    // a relation named by the question: strong
+    assert_eq!(linker.weakness("orders per customer", &tight), None);
+    // only a word most relations share matched
+    let weak = linker.strength("the id").unwrap_or(0.0);
+    assert!(weak > 0.0 && weak < select::WEAK_STRENGTH, "{weak}");
+    assert_eq!(linker.weakness("the id", &tight), Some(Weakness::LowScore));
+    // a word one relation's name alone holds is strong
+    assert!(linker.strength("msg").unwrap_or(0.0) > 1.0);
+    // a schema whose comments are in Chinese: a Chinese question can meet them
+    let mut zh = sample();
+    for r in &mut zh.relations {
+        r.comment = Some(format!("{}的数据表，记录客户、订单和商品的信息", r.name));
+    }
+    let zh_linker = Linker::new(std::sync::Arc::new(zh), counter());
+    assert_ne!(
+        zh_linker.evidence("每个客户的订单"),
+        Some(Weakness::OtherScript)
+    );
+}
+
+#[test]
+fn the_catalogue_lists_schemas_and_tables_and_folds_to_fit() {
+    let snapshot = sample();
+    let linker = Linker::new(std::sync::Arc::new(snapshot.clone()), counter());
+    let full = linker.catalogue(10_000);
+    assert!(full.folded.is_empty(), "{full:?}");
+    assert!(
+        full.text
+            .contains("schema shop — The web shop (6 relations)\n"),
+        "{}",
+        full.text
+    );
+    assert!(
+        full.text
+            .contains("  shop.customers — People who bought something\n"),
+        "{}",
+        full.text
+    );
+    // partitions are not listed
+    assert!(!full.text.contains("orders_20"), "{}", full.text);
+    assert_eq!(full.listed, linker.names.len());
+    assert_eq!(full.tokens, linker.counter.count(&full.text));
+    // a smaller budget folds the largest schema into one line of names first
+    let folded = linker.catalogue(full.tokens - 5);
+    assert_eq!(folded.folded, vec!["shop"], "{}", folded.text);
+    assert!(
+        folded.text.contains("  shop.city_counts, shop.customers, "),
+        "{}",
+        folded.text
+    );
+    assert!(
+        !folded.text.contains("People who bought"),
+        "{}",
+        folded.text
+    );
+    assert!(folded
+        .text
+        .contains("schema ops (2 relations)\n  ops.archived_orders\n"));
+    // far too small: names are counted, not listed
+    let tiny = linker.catalogue(20);
+    assert!(tiny.listed < linker.names.len(), "{}", tiny.text);
+    assert!(tiny.text.contains("not listed"), "{}", tiny.text);
+}
+
+#[test]
+fn the_models_choice_is_checked_and_merged_first() {
+    let snapshot = sample();
+    let linker = Linker::new(std::sync::Arc::new(snapshot.clone()), counter());
+    let (known, ignored) = linker.known_names(&[
+        "SHOP.Products".to_string(),
+        "order_lines".to_string(),
+        "shop.nope".to_string(),
+        "pg_catalog.pg_authid".to_string(),
+        "shop.products".to_string(),
+    ]);
+    assert_eq!(known, vec!["shop.products", "shop.order_lines"]);
+    assert_eq!(ignored, vec!["shop.nope", "pg_catalog.pg_authid"]);
+    let settings = ContextSettings {
+        max_tokens: 400,
+        ..ContextSettings::default()
+    };
+    let lexical = linker.link("每个客户的订单", &settings);
+    assert!(
+        lexical.reasons.iter().all(|r| *r == Reason::Central),
+        "{lexical:#?}"
+    );
+    let context = linker.link_selected("每个客户的订单", &settings, &known);
+    assert_eq!(
+        &context.relations[..2],
+        &["shop.products".to_string(), "shop.order_lines".to_string()],
+        "{context:#?}"
+    );
+    assert_eq!(&context.reasons[..2], &[Reason::Selected, Reason::Selected]);
+    assert!(context.text.contains("shop.products"), "{}", context.text);
+    assert!(context.tokens <= 400, "{}", context.tokens);
+    // no Central filler once the model chose
+    assert!(!context.reasons.contains(&Reason::Central), "{context:#?}");
+}

@@ -58,6 +58,8 @@ impl Message {
 pub enum Task {
     /// Choose the database a question is about.
     Route,
+    /// Choose the tables a question needs (when the lexical evidence is weak).
+    Select,
     /// Write the SQL.
     Generate,
     /// Judge whether a result answers the question.

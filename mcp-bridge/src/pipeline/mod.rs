@@ -47,7 +47,21 @@ pub struct Ctx<'a> {
     tokens: Mutex<TokenUsage>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The context of one question (or of one offline command, `context --with-model`).
+    pub fn new(
+        settings: &'a Settings,
+        model: &'a dyn ChatModel,
+        cancel: &'a CancellationToken,
+    ) -> Ctx<'a> {
+        Ctx {
+            settings,
+            model,
+            cancel,
+            tokens: Mutex::new(TokenUsage::default()),
+        }
+    }
+
     /// One model request, never sent once the question is cancelled, and abandoned when it is
     /// cancelled meanwhile. Its tokens are counted.
     pub async fn complete(&self, request: StructuredRequest) -> Result<ModelReply, LlmError> {
@@ -71,7 +85,8 @@ impl Ctx<'_> {
         self.cancel
     }
 
-    fn tokens(&self) -> TokenUsage {
+    /// The tokens spent so far.
+    pub fn tokens(&self) -> TokenUsage {
         self.tokens.lock().map(|t| *t).unwrap_or_default()
     }
 }
@@ -186,12 +201,7 @@ pub async fn ask(
         .or_else(|| crate::return_mode::infer_return_mode(&question))
         .unwrap_or(ReturnMode::Result);
     let row_limit = row_limit(settings, request.row_limit)?;
-    let ctx = Ctx {
-        settings,
-        model,
-        cancel,
-        tokens: Mutex::new(TokenUsage::default()),
-    };
+    let ctx = Ctx::new(settings, model, cancel);
     let mut timings = Timings::default();
     let mut attempts = Attempts::default();
 
@@ -291,7 +301,8 @@ async fn attempt_loop(
             (previous, message) => {
                 let t = Instant::now();
                 let retry = previous.as_ref().zip(message.as_deref());
-                let built = context::context(ctx, cached, plan.question, retry);
+                let built =
+                    context::context(ctx, cached, &database.name, plan.question, retry).await;
                 timings.add(Stage::Context, t);
                 linked.insert(built)
             }

@@ -1,12 +1,17 @@
 //! Stage 1, resolve: which database the question is for — the one given, else the only one
-//! ready, else the one the question names, else the model's choice among the ready ones
-//! ([`crate::prompts::route`]) — and its current schema (the cached snapshot, checked
-//! against the database's fingerprint when the check is due).
+//! ready, else the one the question names, else the one lexical routing has decided on
+//! ([`crate::linking::route`]: the question's words scored against each database's snapshot
+//! and description, Chinese and other scripts included; decided when the best leads by
+//! [`crate::linking::route::DECIDE_MARGIN`]), else the model's choice among the
+//! ready ones, shown best-ranked first ([`crate::prompts::route`]), else `AMBIGUOUS_QUERY`
+//! with the candidates — and its current schema (the cached snapshot, checked against the
+//! database's fingerprint when the check is due).
 
 use std::sync::Arc;
 
 use super::Ctx;
 use crate::answer::{ErrorCode, ToolError};
+use crate::linking::route::{route, Target};
 use crate::prompts::{self, DatabaseChoice};
 use crate::registry::{Cached, Database, Registry};
 
@@ -70,7 +75,29 @@ async fn choose(
     if let [(d, _)] = named.as_slice() {
         return Ok(d.clone());
     }
-    let choices: Vec<DatabaseChoice<'_>> = ready
+    // lexical routing: taken when one database leads by far (`route::DECIDE_MARGIN`)
+    let targets: Vec<Target<'_>> = ready
+        .iter()
+        .map(|(d, c)| Target {
+            name: &d.name,
+            description: d.description.as_deref(),
+            linker: &c.linker,
+        })
+        .collect();
+    let routing = route(question, &targets);
+    if let Some(chosen) = &routing.decided {
+        if let Some((d, _)) = ready.iter().find(|(d, _)| &d.name == chosen) {
+            tracing::debug!(database = %d.name, candidates = ?routing.candidates, "routed lexically");
+            return Ok(d.clone());
+        }
+    }
+    // else the model, shown the databases best-ranked first
+    let ranked: Vec<&(Arc<Database>, Arc<Cached>)> = routing
+        .candidates
+        .iter()
+        .filter_map(|c| ready.iter().find(|(d, _)| d.name == c.database))
+        .collect();
+    let choices: Vec<DatabaseChoice<'_>> = ranked
         .iter()
         .map(|(d, c)| DatabaseChoice {
             name: &d.name,
@@ -82,7 +109,7 @@ async fn choose(
         .complete(prompts::route_request(question, &choices))
         .await?;
     let route = prompts::parse_route(&reply.content)?;
-    let names: Vec<String> = ready.iter().map(|(d, _)| d.name.clone()).collect();
+    let names: Vec<String> = ranked.iter().map(|(d, _)| d.name.clone()).collect();
     if let Some(choice) = &route.database {
         if let Some((d, _)) = ready.iter().find(|(d, _)| &d.name == choice) {
             return Ok(d.clone());
@@ -107,9 +134,20 @@ async fn choose(
         ),
         false,
     );
+    let scores = routing
+        .candidates
+        .iter()
+        .map(|c| format!("{} {:.3}", c.database, c.score))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut detail = format!(
+        "lexical routing did not decide: the best database must lead by {} (scores: {scores})",
+        crate::linking::route::DECIDE_MARGIN
+    );
     if !route.reason.trim().is_empty() {
-        err = err.with_detail(format!("the model's reason: {}", route.reason));
+        detail.push_str(&format!("; the model's reason: {}", route.reason));
     }
+    err = err.with_detail(detail);
     err.candidates = candidates;
     Err(err)
 }

@@ -1,5 +1,5 @@
 //! What the bridge says to the model and how it reads the replies: one file per task
-//! ([`route`], [`generate`], [`verify`]) with its request builder, the JSON schema of its reply
+//! ([`route`], [`select`], [`generate`], [`verify`]) with its request builder, the JSON schema of its reply
 //! and its parser; here, what they share (the data blocks, the reply rule, the tolerant JSON
 //! reader).
 //!
@@ -17,6 +17,7 @@
 
 pub mod generate;
 pub mod route;
+pub mod select;
 #[cfg(test)]
 mod tests;
 pub mod verify;
@@ -27,6 +28,7 @@ pub(crate) use crate::llm::reply::parse_object;
 
 pub use self::generate::*;
 pub use self::route::*;
+pub use self::select::*;
 pub use self::verify::*;
 
 /// Said in every system prompt: the blocks are data.
@@ -49,6 +51,7 @@ const BLOCK_TAGS: &[&str] = &[
     "question",
     "database",
     "schema_context",
+    "schema_catalogue",
     "databases",
     "attempt",
     "sql",

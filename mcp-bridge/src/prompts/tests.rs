@@ -114,11 +114,22 @@ fn every_schema_is_strict_and_named() {
     let columns = [];
     let requests = [
         route_request("q", &sample_databases()),
+        select_request(&SelectInput {
+            question: "q",
+            database: "d",
+            catalogue: "schema public (1 relation)\n  public.t\n",
+            max_tables: 8,
+        }),
         generate_request(&generate_input("q", "s", &feedback)),
         verify_request(&verify_input("q", &[], &columns)),
     ];
-    let names = [ROUTE_SCHEMA_NAME, GENERATE_SCHEMA_NAME, VERIFY_SCHEMA_NAME];
-    let tasks = [Task::Route, Task::Generate, Task::Verify];
+    let names = [
+        ROUTE_SCHEMA_NAME,
+        SELECT_SCHEMA_NAME,
+        GENERATE_SCHEMA_NAME,
+        VERIFY_SCHEMA_NAME,
+    ];
+    let tasks = [Task::Route, Task::Select, Task::Generate, Task::Verify];
     for ((request, name), task) in requests.iter().zip(names).zip(tasks) {
         assert_eq!(request.schema_name, name);
         assert_eq!(request.task, task);

@@ -76,6 +76,7 @@ pub(super) struct RawContext {
     pub(super) max_tokens: Option<usize>,
     pub(super) whole_schema_when_it_fits: Option<bool>,
     pub(super) widen_factor: Option<f64>,
+    pub(super) model_selection: Option<bool>,
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -498,6 +498,7 @@ impl Settings {
                 1.0,
                 10.0,
             ),
+            model_selection: c.model_selection.unwrap_or(true),
         };
         let h = raw.http;
         let defaults = HttpSettings::default();

@@ -268,6 +268,7 @@ fn shipped_configurations_parse() {
     assert_eq!(s.context.max_tokens, 4000);
     assert!(s.context.whole_schema_when_it_fits);
     assert_eq!(s.context.widen_factor, 2.0);
+    assert!(s.context.model_selection);
     // the example documents the defaults
     assert_eq!(s.http, HttpSettings::default());
     let s = Settings::from_toml(
