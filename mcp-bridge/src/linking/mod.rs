@@ -14,6 +14,10 @@
 //! renders them (with [`crate::render::schema`]'s format) in that order of priority until the budget
 //! is spent. When the whole schema fits the budget, it is sent whole. What was cut is named in
 //! the text; [`Linker::widen`] is the retry with a larger budget after `UNDEFINED_OBJECT`.
+//!
+//! (About 690 lines: the [`Linker`] — ranking, seeds, join paths, the fact prior and rendering
+//! under the budget — is one algorithm whose steps share its state; its parts that stand alone
+//! are the submodules.)
 
 pub mod graph;
 pub mod index;
@@ -33,8 +37,7 @@ use self::index::Index;
 pub use self::render::TokenCounter;
 use self::select::Script;
 
-/// Default `context.max_tokens`.
-pub const DEFAULT_MAX_TOKENS: usize = 4000;
+pub use crate::settings::DEFAULT_MAX_TOKENS;
 /// Seeds are the relations scoring at least this share of the best score …
 const SEED_RATIO: f64 = 0.3;
 /// … at most this many.
@@ -86,30 +89,7 @@ const TRADE_WORDS: &[&str] = &["revenue", "sale", "sell", "spend", "buy", "order
 /// Without them, a fact table counts only this close (join edges) to a seed.
 const FACT_HOPS: usize = 2;
 
-/// How the context is chosen (the `[context]` settings).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContextSettings {
-    /// Budget of the schema context, in tokens of the model's tokenizer.
-    pub max_tokens: usize,
-    /// Send the whole schema when it fits the budget.
-    pub whole_schema_when_it_fits: bool,
-    /// Budget multiplier of each [`Linker::widen`] step.
-    pub widen_factor: f64,
-    /// Ask the model to choose tables when the lexical evidence is weak
-    /// ([`select`], `crate::pipeline::context`).
-    pub model_selection: bool,
-}
-
-impl Default for ContextSettings {
-    fn default() -> Self {
-        ContextSettings {
-            max_tokens: DEFAULT_MAX_TOKENS,
-            whole_schema_when_it_fits: true,
-            widen_factor: 2.0,
-            model_selection: true,
-        }
-    }
-}
+pub use crate::settings::ContextSettings;
 
 /// Why a relation is in the context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -9,69 +9,13 @@ pub mod names;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
 
-use serde::Serialize;
-
 pub use self::database::{Cached, Database};
 pub use self::names::escape_name;
+pub use crate::answer::{DatabaseInfo, Status};
 use crate::answer::{ErrorCode, ToolError};
 use crate::error::BridgeError;
 use crate::linking::TokenCounter;
 use crate::settings::{DatabaseSettings, ServerSettings, Settings};
-
-/// A database's state, as `list_databases` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Its schema is loaded; questions can be asked.
-    Ready,
-    /// Its schema is loaded, but the role sees no relation in it: kept out of routing.
-    Empty,
-    /// Its schema is being loaded.
-    Loading,
-    /// It could not be reached or its schema could not be loaded; retried in the background.
-    Unavailable,
-    /// It does not have pg_nlq.
-    ExtensionMissing,
-    /// The server could not be asked which databases it has; retried in the background.
-    ServerUnavailable,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ready => "ready",
-            Status::Empty => "empty",
-            Status::Loading => "loading",
-            Status::Unavailable => "unavailable",
-            Status::ExtensionMissing => "extension_missing",
-            Status::ServerUnavailable => "server_unavailable",
-        }
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A database as `list_databases` shows it.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct DatabaseInfo {
-    /// The name tools take (the database name; `server/database` when two servers have one of
-    /// the same name).
-    pub name: String,
-    /// Why the name is not the database's own name (escaped, or qualified by its server).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    pub server: String,
-    pub description: Option<String>,
-    pub status: Status,
-    /// Why it is not ready.
-    pub reason: Option<String>,
-    pub relations: Option<usize>,
-    pub fingerprint: Option<String>,
-}
 
 /// A server whose databases could not be discovered yet.
 struct PendingServer {

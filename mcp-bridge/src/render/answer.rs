@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use crate::answer::DatabaseInfo;
 use crate::answer::{Answer, ResultColumn, ReturnMode, RunResult, Validation};
-use crate::registry::DatabaseInfo;
 use crate::untrusted::one_line;
 
 use super::table::{cell_text, table};

@@ -160,6 +160,34 @@ impl Default for HttpSettings {
     }
 }
 
+/// Default `context.max_tokens`.
+pub const DEFAULT_MAX_TOKENS: usize = 4000;
+
+/// How the context is chosen (the `[context]` settings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextSettings {
+    /// Budget of the schema context, in tokens of the model's tokenizer.
+    pub max_tokens: usize,
+    /// Send the whole schema when it fits the budget.
+    pub whole_schema_when_it_fits: bool,
+    /// Budget multiplier of each `crate::linking::Linker::widen` step.
+    pub widen_factor: f64,
+    /// Ask the model to choose tables when the lexical evidence is weak
+    /// (`crate::linking::select`, `crate::pipeline::context`).
+    pub model_selection: bool,
+}
+
+impl Default for ContextSettings {
+    fn default() -> Self {
+        ContextSettings {
+            max_tokens: DEFAULT_MAX_TOKENS,
+            whole_schema_when_it_fits: true,
+            widen_factor: 2.0,
+            model_selection: true,
+        }
+    }
+}
+
 /// Everything the bridge needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -168,7 +196,7 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
     pub database: DatabaseSettings,
     /// The schema context: its token budget and how it is chosen ([`crate::linking`]).
-    pub context: crate::linking::ContextSettings,
+    pub context: ContextSettings,
     pub http: HttpSettings,
 }
 
@@ -480,11 +508,11 @@ impl Settings {
         };
 
         let c = raw.context;
-        let context = crate::linking::ContextSettings {
+        let context = ContextSettings {
             max_tokens: in_range(
                 problems,
                 c.max_tokens,
-                crate::linking::DEFAULT_MAX_TOKENS,
+                DEFAULT_MAX_TOKENS,
                 "context.max_tokens",
                 200,
                 1_000_000,
