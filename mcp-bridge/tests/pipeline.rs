@@ -708,10 +708,9 @@ async fn a_database_that_comes_up_later_is_picked_up_by_the_retry() {
     drop_db(db).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runaway_query_ends_in_execution_timeout() {
-    let db = "nlq_bridge_timeout";
-    scratch_db(db, "").await;
+/// A scratch database (`setup` run in it) where pg_nlq's statement timeout is 300 ms.
+async fn scratch_db_timing_out(db: &str, setup: &str) {
+    scratch_db(db, setup).await;
     pg("postgres")
         .await
         .batch_execute(&format!(
@@ -719,6 +718,12 @@ async fn a_runaway_query_ends_in_execution_timeout() {
         ))
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_query_ends_in_execution_timeout() {
+    let db = "nlq_bridge_timeout";
+    scratch_db_timing_out(db, "").await;
     let text = format!(
         "[[servers]]\nurl = \"{} dbname=postgres\"\ndatabases = [\"{db}\"]\n",
         bridge_dsn()
@@ -772,14 +777,7 @@ async fn a_model_failure_after_a_run_returns_the_best_attempt_flagged() {
 async fn a_timeout_in_the_run_stage_is_recorded_as_a_timeout() {
     let db = "nlq_bridge_run_timeout";
     // a relation the role sees: a database with none is not asked questions
-    scratch_db(db, "CREATE TABLE public.t (id int)").await;
-    pg("postgres")
-        .await
-        .batch_execute(&format!(
-            "ALTER DATABASE {db} SET pg_nlq.statement_timeout = '300ms'"
-        ))
-        .await
-        .unwrap();
+    scratch_db_timing_out(db, "CREATE TABLE public.t (id int)").await;
     let model = ScriptedOpenAi::start(vec![
         Step::expect("sql_answer").reply(generate(
             "SELECT count(*) FROM generate_series(1, 100000000) a, generate_series(1, 1000) b",
