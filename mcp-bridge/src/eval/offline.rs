@@ -81,6 +81,8 @@ pub struct ContextReport {
     pub reasons: Vec<Reason>,
     /// Relations chosen but cut to fit the budget.
     pub cut: Vec<String>,
+    /// The best lexical matches with their scores (BM25F), best first.
+    pub matches: Vec<(String, f64)>,
     /// Whether the whole schema was sent.
     pub whole: bool,
     /// Tokens of the whole generation prompt (system and user messages and the reply schema).
@@ -245,10 +247,11 @@ impl<'a> Estate<'a> {
         settings: &Settings,
     ) -> Result<ContextReport, BridgeError> {
         let (index, routing) = self.pick(question, database)?;
-        let linked = self.loaded[index]
+        let target = self.target(question, index, settings);
+        let linked = target
             .cached
             .linker
-            .link(question, &settings.context);
+            .link(question, &target.settings(&settings.context));
         Ok(self.report(question, index, routing, linked, settings))
     }
 
@@ -262,15 +265,31 @@ impl<'a> Estate<'a> {
         model: &dyn ChatModel,
     ) -> Result<ContextReport, BridgeError> {
         let (index, routing) = self.pick(question, database)?;
-        let loaded = &self.loaded[index];
         let cancel = tokio_util::sync::CancellationToken::new();
         let ctx = crate::pipeline::Ctx::new(settings, model, &cancel);
-        let (linked, selection) =
-            crate::pipeline::context::first(&ctx, &loaded.cached, &loaded.name, question).await;
+        let target = self.target(question, index, settings);
+        let (linked, selection) = crate::pipeline::context::first(&ctx, target).await;
         let mut report = self.report(question, index, routing, linked, settings);
         report.selection = selection;
         report.model_tokens = Some(ctx.tokens());
         Ok(report)
+    }
+
+    /// What the pipeline's context stage builds for `question` in the `index`th database, at
+    /// the default row cap.
+    fn target<'s>(
+        &'s self,
+        question: &'s str,
+        index: usize,
+        settings: &Settings,
+    ) -> crate::pipeline::context::Target<'s> {
+        let loaded = &self.loaded[index];
+        crate::pipeline::context::Target {
+            database: &loaded.database,
+            cached: &loaded.cached,
+            question,
+            limit: settings.pipeline.default_row_limit,
+        }
     }
 
     /// The database for `question`: `database`, else routed.
@@ -342,6 +361,11 @@ impl<'a> Estate<'a> {
             relations: linked.relations,
             reasons: linked.reasons,
             cut: linked.cut,
+            matches: linked
+                .matches
+                .iter()
+                .map(|(name, score)| (name.clone(), (score * 1000.0).round() / 1000.0))
+                .collect(),
             whole: linked.whole,
             prompt_tokens,
             schema_tokens: linked.tokens,
@@ -355,8 +379,7 @@ impl<'a> Estate<'a> {
     }
 
     /// Tokens of the generation request the pipeline builds ([`crate::pipeline::generate::request`])
-    /// for this context: each message's content plus OpenAI's 3 tokens of framing per message
-    /// and 3 for the reply, and the reply's JSON schema.
+    /// for this context ([`crate::pipeline::generate::prompt_tokens`]).
     pub fn prompt_tokens(
         &self,
         question: &str,
@@ -372,12 +395,7 @@ impl<'a> Estate<'a> {
             limit: settings.pipeline.default_row_limit,
             feedback: &[],
         });
-        let messages: usize = request
-            .messages
-            .iter()
-            .map(|m| 3 + self.counter.count(&m.content))
-            .sum();
-        messages + 3 + self.counter.count(&request.schema.to_string())
+        crate::pipeline::generate::prompt_tokens(&request, self.counter)
     }
 }
 

@@ -1,6 +1,9 @@
 //! The join graph of a snapshot: an edge between two relations for each foreign key (either
-//! direction) and between a view and each relation its query reads. Shortest paths over it
-//! connect the relations a question names.
+//! direction), between a view and each relation its query reads, and — where a table has no
+//! foreign key on a column — between it and the one table whose single-column primary key has
+//! that column's name and type ([`inferred_parent`]: `journal_id` in a partitioned line table
+//! without foreign keys, to `journals.journal_id`). Shortest paths over it connect the
+//! relations a question names.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -38,6 +41,7 @@ impl Graph {
                 .copied()
                 .or_else(|| folded.get(&(schema.to_string(), name.to_string())).copied())
         };
+        let keyed = primary_key_names(snapshot, docs);
         let mut edges: Vec<HashSet<usize>> = vec![HashSet::new(); docs.len()];
         let mut references: Vec<Vec<usize>> = vec![Vec::new(); docs.len()];
         for (doc, &i) in docs.iter().enumerate() {
@@ -51,6 +55,13 @@ impl Graph {
                             references[doc].push(target);
                         }
                     }
+                }
+            }
+            for target in inferred_parents(snapshot, docs, &keyed, doc) {
+                edges[doc].insert(target);
+                edges[target].insert(doc);
+                if !references[doc].contains(&target) {
+                    references[doc].push(target);
                 }
             }
             if let Some(definition) = &relation.definition {
@@ -138,6 +149,93 @@ impl Graph {
     }
 }
 
+/// Single-column primary keys by column name: `name → [(doc, type)]`.
+type Keyed<'a> = HashMap<&'a str, Vec<(usize, &'a str)>>;
+
+fn primary_key_names<'a>(snapshot: &'a Snapshot, docs: &[usize]) -> Keyed<'a> {
+    let mut keyed: Keyed<'a> = HashMap::new();
+    for (doc, &i) in docs.iter().enumerate() {
+        let r = &snapshot.relations[i];
+        let Some([column]) = r.primary_key.as_ref().map(|k| k.columns.as_slice()) else {
+            continue;
+        };
+        if let Some(c) = r.columns.iter().find(|c| &c.name == column) {
+            keyed
+                .entry(c.name.as_str())
+                .or_default()
+                .push((doc, c.data_type.as_str()));
+        }
+    }
+    keyed
+}
+
+/// Whether a column's name is specific enough to stand for a key of another table: a
+/// `…_id`, `…_no`, `…_code` or `…_key` name (not a bare `id`, `code`, `no`).
+fn key_like(name: &str) -> bool {
+    let lower = name.to_lowercase();
+    ["_id", "_no", "_code", "_key", "_nr", "_num"]
+        .iter()
+        .any(|suffix| lower.len() > suffix.len() && lower.ends_with(suffix))
+}
+
+/// Words a table's name may add to its key's: `po_hdr` is the table of `po_id`.
+const TABLE_WORDS: &[&str] = &["hdr", "header", "master", "main", "base", "list", "table"];
+
+/// Whether a key-like column's name, without its suffix, names the table: every word of the
+/// table's name (but [`TABLE_WORDS`]) is a word of the column's (abbreviations expanded):
+/// `journal_id` and `journals`, `emp_id` and `employees`, `po_id` and `po_hdr` — but not
+/// `so_id` and `sales_orders_archive` (an archive reusing the order's key is not its parent).
+fn names_the_table(column: &str, table: &str) -> bool {
+    let Some((prefix, _)) = column.rsplit_once('_') else {
+        return false;
+    };
+    let said = super::tokenize::terms(prefix);
+    let named: Vec<String> = super::tokenize::terms(table)
+        .into_iter()
+        .filter(|t| !TABLE_WORDS.contains(&t.as_str()))
+        .collect();
+    !named.is_empty() && named.iter().all(|t| said.contains(t))
+}
+
+/// The tables `doc` joins to by name although no foreign key says so: for each of its columns
+/// that no foreign key of its covers, with a key-like name ([`key_like`]), the one *other*
+/// table whose single-column primary key has that name and the same type, and whose name the
+/// column's names ([`names_the_table`]); none when several tables have such a key (the name is
+/// then no evidence).
+pub fn inferred_parents(
+    snapshot: &Snapshot,
+    docs: &[usize],
+    keyed: &Keyed<'_>,
+    doc: usize,
+) -> Vec<usize> {
+    let relation = &snapshot.relations[docs[doc]];
+    let covered: HashSet<&str> = relation
+        .foreign_keys
+        .iter()
+        .flat_map(|fk| fk.columns.iter().map(String::as_str))
+        .collect();
+    let mut out = Vec::new();
+    for column in &relation.columns {
+        if covered.contains(column.name.as_str()) || !key_like(&column.name) {
+            continue;
+        }
+        let Some(owners) = keyed.get(column.name.as_str()) else {
+            continue;
+        };
+        let others: Vec<(usize, &str)> =
+            owners.iter().copied().filter(|(d, _)| *d != doc).collect();
+        if let [(target, data_type)] = others.as_slice() {
+            if *data_type == column.data_type
+                && names_the_table(&column.name, &snapshot.relations[docs[*target]].name)
+                && !out.contains(target)
+            {
+                out.push(*target);
+            }
+        }
+    }
+    out
+}
+
 /// The `(schema, name)` pairs a view's query may read: every `a.b` identifier pair, and every
 /// bare identifier taken in the view's own schema and in `public` (the caller keeps those
 /// that name a relation). Quoted identifiers keep their case.
@@ -213,6 +311,16 @@ pub fn referenced_names(definition: &str, own_schema: &str) -> Vec<(String, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_names_its_table() {
+        assert!(names_the_table("journal_id", "journals"));
+        assert!(names_the_table("emp_id", "employees"));
+        assert!(names_the_table("po_id", "po_hdr"));
+        assert!(!names_the_table("so_id", "sales_orders_archive"));
+        assert!(!names_the_table("journal_id", "journal_archive"));
+        assert!(!names_the_table("id", "journals"));
+    }
 
     #[test]
     fn names_a_view_reads() {

@@ -42,6 +42,9 @@ pub use crate::settings::DEFAULT_MAX_TOKENS;
 const SEED_RATIO: f64 = 0.3;
 /// … at most this many.
 const MAX_SEEDS: usize = 8;
+/// Seeds scoring at least this share of the best score (and the model's choices) are strong:
+/// the relations they reference follow them at once.
+const STRONG_RATIO: f64 = 0.6;
 /// Further lexical matches considered after the seeds and their join paths: at least this
 /// share of the best score …
 const EXTRA_RATIO: f64 = 0.12;
@@ -400,16 +403,25 @@ impl Linker {
         // relation holding it, however low its score: those come right after the best match.
         let mut position = seeds.len().min(1);
         // Only words that name no schema, relation or column: "Berlin", not "items" (which a
-        // log table may hold as a value).
+        // log table may hold as a value); and no number: "2024" is a date or an amount far more
+        // often than a label ("Spring 2024" in a campaign's name).
         let value_terms: Vec<String> = terms
             .iter()
             .filter(|t| !self.index.is_identifier(t))
+            .filter(|t| !t.chars().all(|c| c.is_ascii_digit()))
             .cloned()
             .collect();
+        // The whole value must be in the question: "sharing" in `data_sharing` is not
+        // "share" of a quota.
         for hit in self
             .index
             .value_hits(&value_terms)
             .into_iter()
+            .filter(|hit| {
+                tokenize::terms(&hit.value)
+                    .iter()
+                    .all(|t| terms.contains(t))
+            })
             .take(MAX_VALUE_SEEDS)
         {
             match seeds.iter().position(|&d| d == hit.doc) {
@@ -466,22 +478,32 @@ impl Linker {
                 Reason::Matched
             }
         };
+        // A strong seed's references (the parents its foreign keys name: the header of a line
+        // table, the employee behind a sales rep) come right after it, before weaker seeds:
+        // a question about lines almost always needs their header.
+        let score: HashMap<usize, f64> = ranked.iter().copied().collect();
+        let strong = |doc: usize| {
+            selected.contains(&doc) || score.get(&doc).is_some_and(|&s| s >= top * STRONG_RATIO)
+        };
         // seeds, each followed by the join path that connects it to the ones before
         let mut tree: HashSet<usize> = HashSet::new();
         for &seed in &seeds {
-            if !tree.is_empty() {
-                if let Some(path) = self.graph.path_from_set(&tree, seed, MAX_PATH_HOPS) {
-                    push(seed, reason(seed), &mut out);
-                    for doc in path {
-                        tree.insert(doc);
-                        push(doc, Reason::JoinPath, &mut out);
-                    }
-                    tree.insert(seed);
-                    continue;
-                }
+            let path = if tree.is_empty() {
+                None
+            } else {
+                self.graph.path_from_set(&tree, seed, MAX_PATH_HOPS)
+            };
+            push(seed, reason(seed), &mut out);
+            for doc in path.into_iter().flatten() {
+                tree.insert(doc);
+                push(doc, Reason::JoinPath, &mut out);
             }
             tree.insert(seed);
-            push(seed, reason(seed), &mut out);
+            if strong(seed) {
+                for &parent in self.graph.references(seed) {
+                    push(parent, Reason::Referenced, &mut out);
+                }
+            }
         }
         for &seed in &seeds {
             for &parent in self.graph.references(seed) {

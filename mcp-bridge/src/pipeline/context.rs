@@ -1,6 +1,8 @@
-//! Stage 2, context: the part of the database's schema the question needs, rendered under the
-//! token budget (`context.max_tokens`) by the schema linker ([`crate::linking`]); the whole
-//! schema when it fits.
+//! Stage 2, context: the part of the database's schema the question needs, rendered by the
+//! schema linker ([`crate::linking`]) so that the whole first generation prompt fits the token
+//! budget (`context.max_tokens`): the schema context gets what the rest of the prompt
+//! (instructions, reply schema, database line, question) leaves ([`schema_budget`]). The whole
+//! schema is sent when it fits that.
 //!
 //! When the whole schema does not fit and the lexical evidence is weak (nothing matched, the
 //! question is in another script than the schema's names, or the best match is weak:
@@ -17,11 +19,52 @@
 
 use serde::Serialize;
 
-use super::Ctx;
+use super::{generate, Ctx};
 use crate::linking::select::{Weakness, MAX_SELECTED};
 use crate::linking::LinkedContext;
 use crate::prompts::{self, SelectInput};
-use crate::registry::Cached;
+use crate::registry::{Cached, Database};
+use crate::settings::ContextSettings;
+
+/// Least share of `context.max_tokens` left to the schema context, however long the rest of
+/// the prompt is (a question near `pipeline.max_question_chars`, a long description).
+const MIN_SCHEMA_SHARE: f64 = 0.25;
+
+/// The settings the linker works under for one question: `context.max_tokens` is the budget of
+/// the whole first generation prompt, so the schema context's budget is what `overhead` (the
+/// prompt's other tokens, [`generate::overhead`]) leaves of it — at least
+/// [`MIN_SCHEMA_SHARE`] of it.
+pub fn schema_budget(settings: &ContextSettings, overhead: usize) -> ContextSettings {
+    let floor = (settings.max_tokens as f64 * MIN_SCHEMA_SHARE) as usize;
+    ContextSettings {
+        max_tokens: settings.max_tokens.saturating_sub(overhead).max(floor),
+        ..settings.clone()
+    }
+}
+
+/// What the context is built for: the question in its database, and the runner's row cap
+/// (which the prompt states).
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub database: &'a Database,
+    pub cached: &'a Cached,
+    pub question: &'a str,
+    pub limit: u32,
+}
+
+impl Target<'_> {
+    /// [`schema_budget`] for this question.
+    pub fn settings(&self, settings: &ContextSettings) -> ContextSettings {
+        let overhead = generate::overhead(
+            self.question,
+            self.database,
+            self.cached,
+            self.limit,
+            self.cached.linker.counter(),
+        );
+        schema_budget(settings, overhead)
+    }
+}
 
 /// What the model-assisted selection did for one question.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,22 +90,21 @@ pub struct SelectionReport {
 /// an `UNDEFINED_OBJECT` refusal) a wider one.
 pub async fn context(
     ctx: &Ctx<'_>,
-    cached: &Cached,
-    database: &str,
-    question: &str,
+    target: Target<'_>,
     retry: Option<(&LinkedContext, &str)>,
 ) -> LinkedContext {
-    let settings = &ctx.settings.context;
     match retry {
-        None => first(ctx, cached, database, question).await.0,
+        None => first(ctx, target).await.0,
         Some((previous, message)) => {
+            let settings = target.settings(&ctx.settings.context);
             // the step that gives a budget above the previous one
             let factor = settings.widen_factor.max(1.01);
             let grown = previous.budget as f64 / settings.max_tokens.max(1) as f64;
             let step = grown.log(factor).round().max(0.0) as u32 + 1;
-            cached
+            target
+                .cached
                 .linker
-                .widen(question, previous, message, step, settings)
+                .widen(target.question, previous, message, step, &settings)
         }
     }
 }
@@ -70,19 +112,16 @@ pub async fn context(
 /// The first context for `question`: lexical, with the model's selection merged in when the
 /// lexical evidence is weak (and `context.model_selection` is on); with what the selection
 /// did, when it was asked.
-pub async fn first(
-    ctx: &Ctx<'_>,
-    cached: &Cached,
-    database: &str,
-    question: &str,
-) -> (LinkedContext, Option<SelectionReport>) {
-    let settings = &ctx.settings.context;
-    let linker = &cached.linker;
+pub async fn first(ctx: &Ctx<'_>, target: Target<'_>) -> (LinkedContext, Option<SelectionReport>) {
+    let settings = &target.settings(&ctx.settings.context);
+    let (linker, question) = (&target.cached.linker, target.question);
+    let database = target.database.name.as_str();
     let weakness = match linker.weakness(question, settings) {
         Some(w) if settings.model_selection => w,
         _ => return (linker.link(question, settings), None),
     };
-    let catalogue = linker.catalogue(settings.max_tokens);
+    // the selection call is a prompt of its own, with the whole budget for its catalogue
+    let catalogue = linker.catalogue(ctx.settings.context.max_tokens);
     let request = prompts::select_request(&SelectInput {
         question,
         database,
@@ -132,4 +171,22 @@ pub async fn first(
         linker.link_selected(question, settings, &report.chosen)
     };
     (linked, Some(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_gets_what_the_prompt_leaves() {
+        let settings = ContextSettings::default();
+        assert_eq!(schema_budget(&settings, 800).max_tokens, 3200);
+        assert_eq!(schema_budget(&settings, 0).max_tokens, 4000);
+        // a prompt longer than the budget still leaves a quarter to the schema
+        assert_eq!(schema_budget(&settings, 3900).max_tokens, 1000);
+        assert_eq!(schema_budget(&settings, 9000).max_tokens, 1000);
+        let other = schema_budget(&settings, 800);
+        assert_eq!(other.widen_factor, settings.widen_factor);
+        assert_eq!(other.model_selection, settings.model_selection);
+    }
 }

@@ -3,7 +3,7 @@
 
 use super::Ctx;
 use crate::answer::ToolError;
-use crate::linking::LinkedContext;
+use crate::linking::{LinkedContext, TokenCounter};
 use crate::llm::{LlmError, StructuredRequest};
 use crate::prompts::{self, Feedback, GenerateInput, Generated};
 use crate::registry::{Cached, Database};
@@ -32,11 +32,48 @@ pub fn request(input: &Input<'_>) -> StructuredRequest {
         question: input.question,
         database: &input.database.name,
         description: input.database.description.as_deref(),
-        server_major: (input.cached.snapshot.server_version_num / 10_000).max(0) as u32,
+        server_major: server_major(input.cached),
         schema_context: &input.context.text,
         row_limit: input.limit,
         feedback: input.feedback,
     })
+}
+
+/// Tokens of a request as the model reads it: each message's content plus OpenAI's 3 tokens
+/// of framing per message and 3 for the reply, and the reply's JSON schema.
+pub fn prompt_tokens(request: &StructuredRequest, counter: TokenCounter) -> usize {
+    let messages: usize = request
+        .messages
+        .iter()
+        .map(|m| 3 + counter.count(&m.content))
+        .sum();
+    messages + 3 + counter.count(&request.schema.to_string())
+}
+
+/// Tokens of the first generation request for `question` besides its schema context
+/// (instructions, reply schema, database line, question): what `context.max_tokens`, the
+/// budget of the whole prompt, spends before the schema ([`super::context::schema_budget`]).
+pub fn overhead(
+    question: &str,
+    database: &Database,
+    cached: &Cached,
+    limit: u32,
+    counter: TokenCounter,
+) -> usize {
+    let request = prompts::generate_request(&GenerateInput {
+        question,
+        database: &database.name,
+        description: database.description.as_deref(),
+        server_major: server_major(cached),
+        schema_context: "",
+        row_limit: limit,
+        feedback: &[],
+    });
+    prompt_tokens(&request, counter)
+}
+
+fn server_major(cached: &Cached) -> u32 {
+    (cached.snapshot.server_version_num / 10_000).max(0) as u32
 }
 
 pub async fn generate(ctx: &Ctx<'_>, input: &Input<'_>) -> Outcome {

@@ -301,8 +301,13 @@ async fn attempt_loop(
             (previous, message) => {
                 let t = Instant::now();
                 let retry = previous.as_ref().zip(message.as_deref());
-                let built =
-                    context::context(ctx, cached, &database.name, plan.question, retry).await;
+                let target = context::Target {
+                    database,
+                    cached,
+                    question: plan.question,
+                    limit: plan.limit,
+                };
+                let built = context::context(ctx, target, retry).await;
                 timings.add(Stage::Context, t);
                 linked.insert(built)
             }

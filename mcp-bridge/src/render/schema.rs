@@ -366,9 +366,15 @@ fn render_relation(out: &mut String, relation: &Relation, types: &TypeIndex<'_>)
         if let Some(target) = inline_fk.get(column.name.as_str()) {
             let _ = write!(line, " -> {target}");
         }
+        let fk_table = relation
+            .foreign_keys
+            .iter()
+            .find(|fk| fk.columns == [column.name.as_str()])
+            .map(|fk| format!("{}.{}", fk.references.schema, fk.references.table));
         let comment = column
             .comment
             .as_deref()
+            .filter(|c| !says_nothing(c, &column.name, fk_table.as_deref()))
             .map(|c| one_line(c, COLUMN_COMMENT_CHARS))
             .filter(|c| !c.is_empty());
         let values = column_values(column, types);
@@ -483,6 +489,28 @@ fn show_value(value: &str) -> String {
 
 fn is_view(kind: &RelationKind) -> bool {
     matches!(kind, RelationKind::View | RelationKind::MaterializedView)
+}
+
+/// Whether a column's comment only repeats what its line already shows: its own name in words
+/// (`city` -- "City", `line_no` -- "Line no") or the table its foreign key references
+/// ("References sales.customers"). Such comments cost tokens on every table and tell the
+/// model nothing.
+fn says_nothing(comment: &str, column: &str, fk_table: Option<&str>) -> bool {
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let said = words(comment);
+    if said.is_empty() || said == words(column) {
+        return true;
+    }
+    fk_table.is_some_and(|table| {
+        let mut references = vec!["references".to_string()];
+        references.extend(words(table));
+        said == references
+    })
 }
 
 /// Appends ` -- comment` (one line, shortened) when there is a comment.

@@ -166,7 +166,9 @@ pub const DEFAULT_MAX_TOKENS: usize = 4000;
 /// How the context is chosen (the `[context]` settings).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContextSettings {
-    /// Budget of the schema context, in tokens of the model's tokenizer.
+    /// Budget of the whole first generation prompt, in tokens of the model's tokenizer: the
+    /// schema context gets what the rest of the prompt leaves
+    /// (`crate::pipeline::context::schema_budget`).
     pub max_tokens: usize,
     /// Send the whole schema when it fits the budget.
     pub whole_schema_when_it_fits: bool,

@@ -195,3 +195,25 @@ fn bare_enum_names_match_their_columns() {
         "{text}"
     );
 }
+
+#[test]
+fn comments_that_repeat_the_line_are_dropped() {
+    assert!(says_nothing("City", "city", None));
+    assert!(says_nothing("Line no", "line_no", None));
+    assert!(says_nothing(
+        "References sales.customers",
+        "customer_id",
+        Some("sales.customers")
+    ));
+    assert!(!says_nothing(
+        "References sales.customers",
+        "customer_id",
+        None
+    ));
+    assert!(!says_nothing("Line number", "line_no", None));
+    assert!(!says_nothing(
+        "Sales order (sales.sales_orders)",
+        "so_id",
+        None
+    ));
+}
