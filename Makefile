@@ -310,3 +310,5 @@ bench: db-start fixtures
 	bench/validate_run.sh
 	NLQ_TEST_DSN="host=$(NLQ_PGSOCK) port=$(NLQ_PGPORT) user=postgres" \
 	  cargo run --release -q -p mcp-bridge --example bridge_bench
+	NLQ_PGSOCK="$(NLQ_PGSOCK)" NLQ_PGPORT="$(NLQ_PGPORT)" \
+	  cargo run --release -q -p mcp-bridge --example context_bench

@@ -158,6 +158,8 @@ pub struct Linker {
     facts: Vec<usize>,
     /// Letters of the names and comments per script ([`select::script_counts`]).
     scripts: BTreeMap<Script, usize>,
+    /// The last model-selection catalogue built, with its budget ([`Linker::catalogue`]).
+    catalogue: std::sync::Mutex<Option<(usize, select::Catalogue)>>,
 }
 
 impl Linker {
@@ -234,6 +236,7 @@ impl Linker {
         Linker {
             facts,
             scripts,
+            catalogue: std::sync::Mutex::new(None),
             snapshot,
             index,
             graph,

@@ -153,7 +153,24 @@ impl Linker {
     }
 
     /// The catalogue of the relations linked over, within `budget` tokens where it can be.
+    /// It depends only on the snapshot and the budget, so the last one built is kept (a
+    /// thousand-table catalogue costs milliseconds to build and count).
     pub fn catalogue(&self, budget: usize) -> Catalogue {
+        let mut kept = self
+            .catalogue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((b, catalogue)) = kept.as_ref() {
+            if *b == budget {
+                return catalogue.clone();
+            }
+        }
+        let catalogue = self.build_catalogue(budget);
+        *kept = Some((budget, catalogue.clone()));
+        catalogue
+    }
+
+    fn build_catalogue(&self, budget: usize) -> Catalogue {
         // schema → its documents, in name order (the documents are sorted by schema, name)
         let mut by_schema: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (doc, &i) in self.index.relations.iter().enumerate() {
