@@ -100,6 +100,24 @@ struct EvalArgs {
     /// evidence is weak), so recall is the pipeline's with the model; needs OPENAI_API_KEY
     #[arg(long)]
     with_model: bool,
+    /// Also run every phrasing through the whole pipeline with the model and score it by
+    /// execution accuracy against the expected SQL (model_report.json, model_summary.md);
+    /// implies --with-model
+    #[arg(long)]
+    pipeline: bool,
+    /// Phrasings through the pipeline at once (--pipeline)
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs: u32,
+    /// Row cap of the generated and the expected queries (--pipeline); a result it cuts is
+    /// counted as uncomparable
+    #[arg(long, value_name = "ROWS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    eval_rows: u32,
+    /// USD per million input tokens (--pipeline) [default: gpt-5-mini's list price, 0.25]
+    #[arg(long, value_name = "USD")]
+    price_input: Option<f64>,
+    /// USD per million output tokens (--pipeline) [default: gpt-5-mini's list price, 2.00]
+    #[arg(long, value_name = "USD")]
+    price_output: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -479,7 +497,7 @@ async fn snapshot(args: SnapshotArgs) -> Result<String, BridgeError> {
 
 async fn context(args: ContextArgs) -> Result<String, BridgeError> {
     let settings = load_settings(&args.config)?;
-    let model = with_model(args.with_model, &settings, "context")?;
+    let model = with_model(args.with_model, &settings, "context --with-model")?;
     let loaded = mcp_bridge::eval::offline::load(&settings, None).await?;
     let estate = mcp_bridge::eval::offline::Estate::new(&loaded, &settings);
     let report = match &model {
@@ -514,7 +532,12 @@ async fn eval(args: EvalArgs) -> Result<String, BridgeError> {
     let cases = mcp_bridge::eval::cases::parse_cases_file(&text)
         .map_err(|e| BridgeError::Config(format!("{}: {e}", args.cases.display())))?;
     let settings = load_settings(&args.config)?;
-    let model = with_model(args.with_model, &settings, "eval")?;
+    let command = if args.pipeline {
+        "eval --pipeline"
+    } else {
+        "eval --with-model"
+    };
+    let model = with_model(args.with_model || args.pipeline, &settings, command)?;
     let loaded = mcp_bridge::eval::offline::load(&settings, None).await?;
     let estate = mcp_bridge::eval::offline::Estate::new(&loaded, &settings);
     let report = mcp_bridge::eval::run_context(
@@ -526,15 +549,63 @@ async fn eval(args: EvalArgs) -> Result<String, BridgeError> {
         model.as_ref().map(|m| m as &dyn mcp_bridge::llm::ChatModel),
     )
     .await?;
-    Ok(format!(
+    let mut text = format!(
         "{}\nwritten: {} and {}\n",
         report.markdown(),
         args.out.join("report.json").display(),
         args.out.join("summary.md").display()
-    ))
+    );
+    if args.pipeline {
+        let defaults = mcp_bridge::eval::model::Prices::GPT_5_MINI;
+        let prices = mcp_bridge::eval::model::Prices {
+            input_per_million: price(
+                args.price_input,
+                defaults.input_per_million,
+                "--price-input",
+            )?,
+            output_per_million: price(
+                args.price_output,
+                defaults.output_per_million,
+                "--price-output",
+            )?,
+        };
+        let bridge = mcp_bridge::bridge::Bridge::start(settings.clone()).await?;
+        let runner = mcp_bridge::eval::model::Runner {
+            bridge: &bridge,
+            row_limit: args.eval_rows.min(settings.pipeline.max_row_limit),
+            prices,
+        };
+        let report = mcp_bridge::eval::model::run_model(
+            &cases,
+            &runner,
+            args.db.as_deref(),
+            &args.out,
+            args.jobs as usize,
+        )
+        .await?;
+        text.push_str(&format!(
+            "\n{}\nwritten: {} and {}\n",
+            report.markdown(),
+            args.out.join("model_report.json").display(),
+            args.out.join("model_summary.md").display()
+        ));
+    }
+    Ok(text)
 }
 
-/// The configured model for `COMMAND --with-model`, or why there is none.
+/// A price per million tokens: given (finite, not negative) or the default.
+fn price(given: Option<f64>, default: f64, flag: &str) -> Result<f64, BridgeError> {
+    match given {
+        None => Ok(default),
+        Some(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        Some(p) => Err(BridgeError::Config(format!(
+            "{flag} must be a price in USD per million tokens, 0 or more (got {p})"
+        ))),
+    }
+}
+
+/// The configured model for `COMMAND` (`context --with-model`, `eval --pipeline`...), or why
+/// there is none.
 fn with_model(
     wanted: bool,
     settings: &Settings,
@@ -545,9 +616,9 @@ fn with_model(
     }
     if settings.model.api_key.is_none() {
         return Err(BridgeError::Config(format!(
-            "{command} --with-model needs a model: set OPENAI_API_KEY (or model.api_key in the \
+            "{command} needs a model: set OPENAI_API_KEY (or model.api_key in the \
              configuration file; model.base_url for any OpenAI-compatible endpoint), or run \
-             without --with-model for the lexical context"
+             without it for the offline figures"
         )));
     }
     mcp_bridge::llm::openai::OpenAiModel::new(&settings.model)

@@ -13,6 +13,7 @@
 
 pub mod cases;
 pub mod compare;
+pub mod model;
 pub mod offline;
 
 use std::collections::{BTreeMap, HashSet};

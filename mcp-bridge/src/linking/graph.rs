@@ -1,7 +1,7 @@
 //! The join graph of a snapshot: an edge between two relations for each foreign key (either
 //! direction), between a view and each relation its query reads, and — where a table has no
 //! foreign key on a column — between it and the one table whose single-column primary key has
-//! that column's name and type ([`inferred_parent`]: `journal_id` in a partitioned line table
+//! that column's name and type ([`inferred_parents`]: `journal_id` in a partitioned line table
 //! without foreign keys, to `journals.journal_id`). Shortest paths over it connect the
 //! relations a question names.
 
@@ -202,7 +202,7 @@ fn names_the_table(column: &str, table: &str) -> bool {
 /// table whose single-column primary key has that name and the same type, and whose name the
 /// column's names ([`names_the_table`]); none when several tables have such a key (the name is
 /// then no evidence).
-pub fn inferred_parents(
+fn inferred_parents(
     snapshot: &Snapshot,
     docs: &[usize],
     keyed: &Keyed<'_>,
