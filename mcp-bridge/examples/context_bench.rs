@@ -12,9 +12,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use mcp_bridge::eval::offline::{load, Loaded};
-use mcp_bridge::linking::route::{route, Target};
-use mcp_bridge::linking::{Linker, TokenCounter};
+use mcp_bridge::eval::offline::{load, Estate, Loaded};
+use mcp_bridge::linking::Linker;
 use mcp_bridge::settings::{ContextSettings, ProcessEnv, Settings};
 
 /// Questions of every kind the linker meets: names that match, values from the statistics, a
@@ -64,19 +63,11 @@ fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {
 /// Per-question milliseconds of link, weakness + catalogue, and route, over `rounds` rounds.
 fn measure(
     loaded: &Loaded,
-    all: &[Loaded],
+    estate: &Estate<'_>,
     settings: &ContextSettings,
     rounds: usize,
 ) -> (Figures, Figures, Figures, usize) {
     let linker = &loaded.cached.linker;
-    let targets: Vec<Target<'_>> = all
-        .iter()
-        .map(|l| Target {
-            name: &l.name,
-            description: l.description.as_deref(),
-            linker: &l.cached.linker,
-        })
-        .collect();
     let (mut link, mut weak, mut routing) = (Vec::new(), Vec::new(), Vec::new());
     let mut relations = 0;
     for _ in 0..rounds {
@@ -89,7 +80,7 @@ fn measure(
                 w.map(|_| linker.catalogue(settings.max_tokens).tokens)
             });
             weak.push(ms);
-            let (_, ms) = time(|| route(q, &targets));
+            let (_, ms) = time(|| estate.route(q));
             routing.push(ms);
         }
     }
@@ -119,7 +110,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .ok_or_else(|| format!("database {name} is not loaded (run bench/snapshot.sh)"))
     };
     let (bench, small) = (find("nlq_bench")?, find("nlq_small")?);
-    let counter = TokenCounter::for_model(&settings.model.model);
+    let estate = Estate::new(&all, &settings);
+    let counter = estate.counter;
     let build = |l: &Loaded| {
         let snapshot = Arc::clone(&l.cached.snapshot);
         time(|| Linker::new(snapshot, counter)).1
@@ -135,12 +127,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{:<36} {:>10} {:>10} {:>10} {:>10}",
         "", "median ms", "p95 ms", "max ms", "vs base"
     );
-    let (bl, bw, br, bench_relations) = measure(bench, &all, &settings.context, rounds);
+    let (bl, bw, br, bench_relations) = measure(bench, &estate, &settings.context, rounds);
     let linked_always = ContextSettings {
         whole_schema_when_it_fits: false,
         ..settings.context.clone()
     };
-    let (sl, sw, sr, _) = measure(small, &all, &linked_always, rounds);
+    let (sl, sw, sr, _) = measure(small, &estate, &linked_always, rounds);
     for (what, b, s) in [
         ("link", &bl, &sl),
         ("weakness + catalogue", &bw, &sw),

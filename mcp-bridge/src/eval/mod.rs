@@ -385,7 +385,7 @@ impl Report {
 }
 
 /// Reads a report to resume from; none (or an unreadable one) starts afresh.
-pub fn read_report(path: &Path) -> Option<Report> {
+pub fn read_report<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
 }
@@ -397,10 +397,37 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), BridgeError> {
         .map_err(|e| BridgeError::Internal(format!("cannot write {}: {e}", path.display())))
 }
 
-fn write_report(path: &Path, report: &Report) -> Result<(), BridgeError> {
+fn write_report<T: Serialize>(path: &Path, report: &T) -> Result<(), BridgeError> {
     let text = serde_json::to_string_pretty(report)
         .map_err(|e| BridgeError::Internal(format!("cannot encode the report: {e}")))?;
     write_atomically(path, &(text + "\n"))
+}
+
+/// The phrasings of `cases` (those of `only` when given) whose key (`id:language`) is not
+/// `done`, as (case, language, question).
+fn phrasings_to_do<'c>(
+    cases: &'c [Case],
+    only: Option<&str>,
+    done: &HashSet<String>,
+) -> Vec<(&'c Case, &'static str, &'c str)> {
+    cases
+        .iter()
+        .filter(|c| only.is_none_or(|o| c.database == o))
+        .flat_map(|c| c.phrasings().into_iter().map(move |(l, q)| (c, l, q)))
+        .filter(|(c, l, _)| !done.contains(&format!("{}:{l}", c.id)))
+        .collect()
+}
+
+/// The progress bar of a run over `len` phrasings.
+fn progress_bar(len: usize, label: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {label} {{bar:40}} {{pos}}/{{len}} {{msg}} [{{elapsed_precise}}, eta {{eta}}]"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 /// Runs the offline part over `cases` (those of `only` when given) and writes
@@ -428,7 +455,7 @@ pub async fn run_context(
     std::fs::create_dir_all(out)
         .map_err(|e| BridgeError::Internal(format!("cannot create {}: {e}", out.display())))?;
     let report_path = out.join("report.json");
-    let mut report = read_report(&report_path)
+    let mut report = read_report::<Report>(&report_path)
         .filter(|r| r.with_model == model.is_some())
         .unwrap_or_default();
     report.with_model = model.is_some();
@@ -437,22 +464,8 @@ pub async fn run_context(
     report.databases = estate.loaded.iter().map(|l| l.name.clone()).collect();
     let done: HashSet<String> = report.results.iter().map(|r| r.key.clone()).collect();
 
-    let selected: Vec<&Case> = cases
-        .iter()
-        .filter(|c| only.is_none_or(|o| c.database == o))
-        .collect();
-    let todo: Vec<(&Case, &str, &str)> = selected
-        .iter()
-        .flat_map(|c| c.phrasings().into_iter().map(move |(l, q)| (*c, l, q)))
-        .filter(|(c, l, _)| !done.contains(&format!("{}:{l}", c.id)))
-        .collect();
-    let bar = indicatif::ProgressBar::new(todo.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} eval {bar:40} {pos}/{len} {msg} [{elapsed_precise}, eta {eta}]",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let todo = phrasings_to_do(cases, only, &done);
+    let bar = progress_bar(todo.len(), "eval");
     let mut gold_cache: BTreeMap<String, Result<Vec<String>, String>> = BTreeMap::new();
     for (case, language, question) in todo {
         bar.set_message(format!("{} {language}", case.id));

@@ -392,12 +392,6 @@ impl Runner<'_> {
     }
 }
 
-fn write_report(path: &Path, report: &ModelReport) -> Result<(), BridgeError> {
-    let text = serde_json::to_string_pretty(report)
-        .map_err(|e| BridgeError::Internal(format!("cannot encode the report: {e}")))?;
-    super::write_atomically(path, &(text + "\n"))
-}
-
 /// Runs every phrasing of `cases` (those of `only` when given) through the pipeline, `jobs` at
 /// a time, and writes `out/model_report.json` and `out/model_summary.md`.
 pub async fn run_model(
@@ -411,29 +405,15 @@ pub async fn run_model(
         .map_err(|e| BridgeError::Internal(format!("cannot create {}: {e}", out.display())))?;
     let path = out.join("model_report.json");
     let settings = runner.bridge.settings();
-    let mut report = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<ModelReport>(&t).ok())
+    let mut report = super::read_report::<ModelReport>(&path)
         .filter(|r| r.model == settings.model.model)
         .unwrap_or_default();
     report.model = settings.model.model.clone();
     report.threshold = settings.pipeline.verify_threshold;
     report.prices = Some(runner.prices);
     let done: HashSet<String> = report.results.iter().map(|r| r.key.clone()).collect();
-    let todo: Vec<(&Case, &str, &str)> = cases
-        .iter()
-        .filter(|c| only.is_none_or(|o| c.database == o))
-        .flat_map(|c| c.phrasings().into_iter().map(move |(l, q)| (c, l, q)))
-        .filter(|(c, l, _)| !done.contains(&format!("{}:{l}", c.id)))
-        .collect();
-    let bar = indicatif::ProgressBar::new(todo.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} eval (model) {bar:40} {pos}/{len} {msg} [{elapsed_precise}, eta {eta}]",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let bar = Arc::new(bar);
+    let todo = super::phrasings_to_do(cases, only, &done);
+    let bar = Arc::new(super::progress_bar(todo.len(), "eval (model)"));
     let mut stream = futures::stream::iter(todo)
         .map(|(case, language, question)| {
             let bar = Arc::clone(&bar);
@@ -447,7 +427,7 @@ pub async fn run_model(
     while let Some(result) = stream.next().await {
         report.results.push(result);
         report.summarise();
-        write_report(&path, &report)?;
+        super::write_report(&path, &report)?;
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -455,7 +435,7 @@ pub async fn run_model(
         .results
         .sort_by(|a, b| (&a.database, &a.id, &a.language).cmp(&(&b.database, &b.id, &b.language)));
     report.summarise();
-    write_report(&path, &report)?;
+    super::write_report(&path, &report)?;
     super::write_atomically(&out.join("model_summary.md"), &report.markdown())?;
     Ok(report)
 }

@@ -44,36 +44,30 @@ impl Graph {
         let keyed = primary_key_names(snapshot, docs);
         let mut edges: Vec<HashSet<usize>> = vec![HashSet::new(); docs.len()];
         let mut references: Vec<Vec<usize>> = vec![Vec::new(); docs.len()];
-        for (doc, &i) in docs.iter().enumerate() {
-            let relation = &snapshot.relations[i];
-            for fk in &relation.foreign_keys {
-                if let Some(target) = find(&fk.references.schema, &fk.references.table) {
-                    if target != doc {
-                        edges[doc].insert(target);
-                        edges[target].insert(doc);
-                        if !references[doc].contains(&target) {
-                            references[doc].push(target);
-                        }
-                    }
-                }
-            }
-            for target in inferred_parents(snapshot, docs, &keyed, doc) {
+        // an edge both ways, and `target` among what `doc` references
+        let mut connect = |doc: usize, target: usize| {
+            if target != doc {
                 edges[doc].insert(target);
                 edges[target].insert(doc);
                 if !references[doc].contains(&target) {
                     references[doc].push(target);
                 }
             }
+        };
+        for (doc, &i) in docs.iter().enumerate() {
+            let relation = &snapshot.relations[i];
+            for fk in &relation.foreign_keys {
+                if let Some(target) = find(&fk.references.schema, &fk.references.table) {
+                    connect(doc, target);
+                }
+            }
+            for target in inferred_parents(snapshot, docs, &keyed, doc) {
+                connect(doc, target);
+            }
             if let Some(definition) = &relation.definition {
                 for (schema, name) in referenced_names(definition, &relation.schema) {
                     if let Some(target) = find(&schema, &name) {
-                        if target != doc {
-                            edges[doc].insert(target);
-                            edges[target].insert(doc);
-                            if !references[doc].contains(&target) {
-                                references[doc].push(target);
-                            }
-                        }
+                        connect(doc, target);
                     }
                 }
             }

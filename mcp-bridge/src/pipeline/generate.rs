@@ -28,14 +28,32 @@ pub enum Outcome {
 
 /// The request sent to the model (also what `pg-nlq-bridge context` measures).
 pub fn request(input: &Input<'_>) -> StructuredRequest {
+    build(
+        input.question,
+        input.database,
+        input.cached,
+        &input.context.text,
+        input.limit,
+        input.feedback,
+    )
+}
+
+fn build(
+    question: &str,
+    database: &Database,
+    cached: &Cached,
+    schema_context: &str,
+    limit: u32,
+    feedback: &[Feedback],
+) -> StructuredRequest {
     prompts::generate_request(&GenerateInput {
-        question: input.question,
-        database: &input.database.name,
-        description: input.database.description.as_deref(),
-        server_major: server_major(input.cached),
-        schema_context: &input.context.text,
-        row_limit: input.limit,
-        feedback: input.feedback,
+        question,
+        database: &database.name,
+        description: database.description.as_deref(),
+        server_major: (cached.snapshot.server_version_num / 10_000).max(0) as u32,
+        schema_context,
+        row_limit: limit,
+        feedback,
     })
 }
 
@@ -60,20 +78,7 @@ pub fn overhead(
     limit: u32,
     counter: TokenCounter,
 ) -> usize {
-    let request = prompts::generate_request(&GenerateInput {
-        question,
-        database: &database.name,
-        description: database.description.as_deref(),
-        server_major: server_major(cached),
-        schema_context: "",
-        row_limit: limit,
-        feedback: &[],
-    });
-    prompt_tokens(&request, counter)
-}
-
-fn server_major(cached: &Cached) -> u32 {
-    (cached.snapshot.server_version_num / 10_000).max(0) as u32
+    prompt_tokens(&build(question, database, cached, "", limit, &[]), counter)
 }
 
 pub async fn generate(ctx: &Ctx<'_>, input: &Input<'_>) -> Outcome {

@@ -332,17 +332,14 @@ fn render_relation(out: &mut String, relation: &Relation, types: &TypeIndex<'_>)
         .map(|k| k.columns.as_slice())
         .unwrap_or(&[]);
     // single-column foreign keys are shown on their column, the others on their own line
-    let mut inline_fk: HashMap<&str, String> = HashMap::new();
+    // column → (`schema.table`, `schema.table(columns)`)
+    let mut inline_fk: HashMap<&str, (String, String)> = HashMap::new();
     let mut fk_lines: Vec<String> = Vec::new();
     for fk in &relation.foreign_keys {
-        let target = format!(
-            "{}.{}({})",
-            fk.references.schema,
-            fk.references.table,
-            fk.references.columns.join(", ")
-        );
+        let table = format!("{}.{}", fk.references.schema, fk.references.table);
+        let target = format!("{table}({})", fk.references.columns.join(", "));
         if let [column] = fk.columns.as_slice() {
-            inline_fk.entry(column.as_str()).or_insert(target);
+            inline_fk.entry(column.as_str()).or_insert((table, target));
         } else {
             fk_lines.push(format!("FK ({}) -> {target}", fk.columns.join(", ")));
         }
@@ -363,18 +360,14 @@ fn render_relation(out: &mut String, relation: &Relation, types: &TypeIndex<'_>)
                 one_line(&generated.expression, COLUMN_COMMENT_CHARS)
             );
         }
-        if let Some(target) = inline_fk.get(column.name.as_str()) {
+        let fk = inline_fk.get(column.name.as_str());
+        if let Some((_, target)) = fk {
             let _ = write!(line, " -> {target}");
         }
-        let fk_table = relation
-            .foreign_keys
-            .iter()
-            .find(|fk| fk.columns == [column.name.as_str()])
-            .map(|fk| format!("{}.{}", fk.references.schema, fk.references.table));
         let comment = column
             .comment
             .as_deref()
-            .filter(|c| !says_nothing(c, &column.name, fk_table.as_deref()))
+            .filter(|c| !says_nothing(c, &column.name, fk.map(|(table, _)| table.as_str())))
             .map(|c| one_line(c, COLUMN_COMMENT_CHARS))
             .filter(|c| !c.is_empty());
         let values = column_values(column, types);
