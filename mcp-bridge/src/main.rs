@@ -538,6 +538,31 @@ async fn eval(args: EvalArgs) -> Result<String, BridgeError> {
         "eval --with-model"
     };
     let model = with_model(args.with_model || args.pipeline, &settings, command)?;
+    // the pipeline run's flags are checked before any work
+    let prices = if args.pipeline {
+        let defaults = mcp_bridge::eval::model::Prices::GPT_5_MINI;
+        if args.eval_rows > settings.pipeline.max_row_limit {
+            return Err(BridgeError::Config(format!(
+                "--eval-rows {} is above pipeline.max_row_limit ({}): lower it, or raise the \
+                 setting",
+                args.eval_rows, settings.pipeline.max_row_limit
+            )));
+        }
+        Some(mcp_bridge::eval::model::Prices {
+            input_per_million: price(
+                args.price_input,
+                defaults.input_per_million,
+                "--price-input",
+            )?,
+            output_per_million: price(
+                args.price_output,
+                defaults.output_per_million,
+                "--price-output",
+            )?,
+        })
+    } else {
+        None
+    };
     let loaded = mcp_bridge::eval::offline::load(&settings, None).await?;
     let estate = mcp_bridge::eval::offline::Estate::new(&loaded, &settings);
     let report = mcp_bridge::eval::run_context(
@@ -555,24 +580,11 @@ async fn eval(args: EvalArgs) -> Result<String, BridgeError> {
         args.out.join("report.json").display(),
         args.out.join("summary.md").display()
     );
-    if args.pipeline {
-        let defaults = mcp_bridge::eval::model::Prices::GPT_5_MINI;
-        let prices = mcp_bridge::eval::model::Prices {
-            input_per_million: price(
-                args.price_input,
-                defaults.input_per_million,
-                "--price-input",
-            )?,
-            output_per_million: price(
-                args.price_output,
-                defaults.output_per_million,
-                "--price-output",
-            )?,
-        };
+    if let Some(prices) = prices {
         let bridge = mcp_bridge::bridge::Bridge::start(settings.clone()).await?;
         let runner = mcp_bridge::eval::model::Runner {
             bridge: &bridge,
-            row_limit: args.eval_rows.min(settings.pipeline.max_row_limit),
+            row_limit: args.eval_rows,
             prices,
         };
         let report = mcp_bridge::eval::model::run_model(

@@ -202,4 +202,24 @@ fn the_pipeline_run_needs_a_model_and_sane_flags() {
     assert!(stderr.contains("OPENAI_API_KEY"), "{stderr}");
     let (ok, stderr) = run(&["--pipeline", "--jobs", "0"]);
     assert!(!ok && stderr.contains("--jobs"), "{stderr}");
+
+    // with a model configured (never reached: the flags are refused before any work)
+    std::fs::write(
+        &config,
+        config_toml(Some("http://127.0.0.1:9/v1"), &["nlq_small"]),
+    )
+    .unwrap();
+    let (ok, stderr) = run(&["--pipeline", "--price-input=-1"]);
+    assert!(
+        !ok && stderr.contains("--price-input must be a price"),
+        "{stderr}"
+    );
+    let (ok, stderr) = run(&["--pipeline", "--price-output", "NaN"]);
+    assert!(
+        !ok && stderr.contains("--price-output must be a price"),
+        "{stderr}"
+    );
+    let (ok, stderr) = run(&["--pipeline", "--eval-rows", "2000000"]);
+    assert!(!ok && stderr.contains("pipeline.max_row_limit"), "{stderr}");
+    assert!(!dir.path().join("out").join("report.json").exists());
 }

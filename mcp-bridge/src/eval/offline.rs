@@ -248,11 +248,9 @@ impl<'a> Estate<'a> {
     ) -> Result<ContextReport, BridgeError> {
         let (index, routing) = self.pick(question, database)?;
         let target = self.target(question, index, settings);
-        let linked = target
-            .cached
-            .linker
-            .link(question, &target.settings(&settings.context));
-        Ok(self.report(question, index, routing, linked, settings))
+        let budget = target.settings(&settings.context);
+        let linked = target.cached.linker.link(question, &budget);
+        Ok(self.report(question, index, routing, linked, settings, &budget))
     }
 
     /// [`Estate::context`] with the context stage's model-assisted table selection
@@ -269,7 +267,8 @@ impl<'a> Estate<'a> {
         let ctx = crate::pipeline::Ctx::new(settings, model, &cancel);
         let target = self.target(question, index, settings);
         let (linked, selection) = crate::pipeline::context::first(&ctx, target).await;
-        let mut report = self.report(question, index, routing, linked, settings);
+        let budget = target.settings(&settings.context);
+        let mut report = self.report(question, index, routing, linked, settings, &budget);
         report.selection = selection;
         report.model_tokens = Some(ctx.tokens());
         Ok(report)
@@ -346,6 +345,8 @@ impl<'a> Estate<'a> {
         routing: RoutingReport,
         linked: LinkedContext,
         settings: &Settings,
+        // the settings the context was linked under (`pipeline::context::schema_budget`)
+        budget: &crate::settings::ContextSettings,
     ) -> ContextReport {
         let loaded = &self.loaded[index];
         let prompt_tokens = self.prompt_tokens(question, loaded, &linked, settings);
@@ -354,7 +355,7 @@ impl<'a> Estate<'a> {
             strength: linker
                 .strength(question)
                 .map(|s| (s * 1000.0).round() / 1000.0),
-            weakness: linker.weakness(question, &settings.context),
+            weakness: linker.weakness(question, budget),
             question: question.to_string(),
             database: loaded.name.clone(),
             routing,
