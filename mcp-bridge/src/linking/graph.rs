@@ -21,11 +21,13 @@ pub struct Graph {
 
 impl Graph {
     /// `docs` are indices into `snapshot.relations`; `folded` maps a partition's
-    /// `(schema, name)` to the document of its parent.
+    /// `(schema, name)` to the document of its parent; `inferred` is [`inferred_keys`] of
+    /// `docs`.
     pub fn new(
         snapshot: &Snapshot,
         docs: &[usize],
         folded: &HashMap<(String, String), usize>,
+        inferred: &[Vec<(usize, usize)>],
     ) -> Graph {
         let by_name: HashMap<(&str, &str), usize> = docs
             .iter()
@@ -41,7 +43,6 @@ impl Graph {
                 .copied()
                 .or_else(|| folded.get(&(schema.to_string(), name.to_string())).copied())
         };
-        let keyed = primary_key_names(snapshot, docs);
         let mut edges: Vec<HashSet<usize>> = vec![HashSet::new(); docs.len()];
         let mut references: Vec<Vec<usize>> = vec![Vec::new(); docs.len()];
         // an edge both ways, and `target` among what `doc` references
@@ -61,7 +62,7 @@ impl Graph {
                     connect(doc, target);
                 }
             }
-            for target in inferred_parents(snapshot, docs, &keyed, doc) {
+            for &(_, target) in &inferred[doc] {
                 connect(doc, target);
             }
             if let Some(definition) = &relation.definition {
@@ -191,26 +192,46 @@ fn names_the_table(column: &str, table: &str) -> bool {
     !named.is_empty() && named.iter().all(|t| said.contains(t))
 }
 
+/// Per document (position in `docs`, indices into `snapshot.relations`), its inferred keys:
+/// `(column index, target document)`, see [`inferred_parents`]. The graph joins along them;
+/// the schema text shows them on their column.
+pub fn inferred_keys(snapshot: &Snapshot, docs: &[usize]) -> Vec<Vec<(usize, usize)>> {
+    let keyed = primary_key_names(snapshot, docs);
+    (0..docs.len())
+        .map(|doc| inferred_parents(snapshot, docs, &keyed, doc))
+        .collect()
+}
+
 /// The tables `doc` joins to by name although no foreign key says so: for each of its columns
-/// that no foreign key of its covers, with a key-like name ([`key_like`]), the one *other*
+/// that no foreign key of its covers and that is not its own single-column primary key, with
+/// a key-like name ([`key_like`]), the one *other*
 /// table whose single-column primary key has that name and the same type, and whose name the
 /// column's names ([`names_the_table`]); none when several tables have such a key (the name is
-/// then no evidence).
+/// then no evidence). As `(column index, target document)`.
 fn inferred_parents(
     snapshot: &Snapshot,
     docs: &[usize],
     keyed: &Keyed<'_>,
     doc: usize,
-) -> Vec<usize> {
+) -> Vec<(usize, usize)> {
     let relation = &snapshot.relations[docs[doc]];
     let covered: HashSet<&str> = relation
         .foreign_keys
         .iter()
         .flat_map(|fk| fk.columns.iter().map(String::as_str))
         .collect();
-    let mut out = Vec::new();
-    for column in &relation.columns {
-        if covered.contains(column.name.as_str()) || !key_like(&column.name) {
+    // a table's own key is what others reference, not a reference: `customer_sites.site_id`
+    // keys the customer's site, whatever `ref.sites` calls its key
+    let own_key: Option<&str> = match relation.primary_key.as_ref().map(|k| k.columns.as_slice()) {
+        Some([column]) => Some(column.as_str()),
+        _ => None,
+    };
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for (position, column) in relation.columns.iter().enumerate() {
+        if covered.contains(column.name.as_str())
+            || own_key == Some(column.name.as_str())
+            || !key_like(&column.name)
+        {
             continue;
         }
         let Some(owners) = keyed.get(column.name.as_str()) else {
@@ -221,9 +242,8 @@ fn inferred_parents(
         if let [(target, data_type)] = others.as_slice() {
             if *data_type == column.data_type
                 && names_the_table(&column.name, &snapshot.relations[docs[*target]].name)
-                && !out.contains(target)
             {
-                out.push(*target);
+                out.push((position, *target));
             }
         }
     }

@@ -29,7 +29,7 @@ pub mod tokenize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::render::schema::{self as context, TypeIndex};
+use crate::render::schema::{self as context, InferredKeys, TypeIndex};
 use crate::snapshot::{Relation, Snapshot};
 
 use self::graph::Graph;
@@ -160,6 +160,8 @@ pub struct Linker {
     scripts: BTreeMap<Script, usize>,
     /// The last model-selection catalogue built, with its budget ([`Linker::catalogue`]).
     catalogue: std::sync::Mutex<Option<(usize, select::Catalogue)>>,
+    /// The keys no foreign key declares, shown on their columns.
+    keys: InferredKeys,
 }
 
 impl Linker {
@@ -201,13 +203,15 @@ impl Linker {
         let types = TypeIndex::new(snap);
         let labels = |t: &str| types.enum_labels(t);
         let index = Index::new(snap, &docs, &labels);
-        let graph = Graph::new(snap, &docs, &folded);
+        let inferred = graph::inferred_keys(snap, &docs);
+        let graph = Graph::new(snap, &docs, &folded, &inferred);
+        let keys = InferredKeys::from_inferred(snap, &docs, &inferred);
         let cost = docs
             .iter()
-            .map(|&i| counter.count(&context::render(snap, &[&snap.relations[i]])))
+            .map(|&i| counter.count(&context::render(snap, &[&snap.relations[i]], &keys)))
             .collect();
         let all: Vec<&Relation> = docs.iter().map(|&i| &snap.relations[i]).collect();
-        let whole_text = context::render(snap, &all);
+        let whole_text = context::render(snap, &all, &keys);
         let whole_tokens = counter.count(&whole_text);
         let names = docs
             .iter()
@@ -237,6 +241,7 @@ impl Linker {
             facts,
             scripts,
             catalogue: std::sync::Mutex::new(None),
+            keys,
             snapshot,
             index,
             graph,
@@ -639,7 +644,7 @@ impl Linker {
             .iter()
             .map(|&doc| &self.snapshot.relations[self.index.relations[doc]])
             .collect();
-        let mut text = context::render(&self.snapshot, &relations);
+        let mut text = context::render(&self.snapshot, &relations, &self.keys);
 
         let shown_set: HashSet<usize> = shown.iter().copied().collect();
         let values: Vec<(String, String)> = self

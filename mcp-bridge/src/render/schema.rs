@@ -11,10 +11,12 @@
 //!   UNIQUE (email)
 //! shop.orders (partitioned table, ~1000 rows, 4 partitions)
 //!   customer_id bigint NOT NULL -> shop.customers(id)
+//!   store_id integer -> shop.stores(store_id) (by name)
 //!   status shop.order_status NOT NULL -- values: pending, paid, shipped, cancelled
 //! ```
 //!
 //! preceded by the schemas' comments and the domains and composite types the columns use.
+//! `(by name)` marks a key no foreign key declares ([`InferredKeys`]).
 //! Values are enum labels, or the most common values of low-cardinality columns when the
 //! snapshot has statistics. Index DDL and view definitions are left out to keep it compact;
 //! partitions are only counted on their parent. Relations are sorted by schema and name, so
@@ -44,7 +46,7 @@ const ROUTING_COMMENT_CHARS: usize = 80;
 /// The schema context for the generation prompt: every relation of the snapshot.
 pub fn render_schema(snapshot: &Snapshot) -> String {
     let relations = visible_relations(snapshot);
-    render(snapshot, &relations)
+    render(snapshot, &relations, &InferredKeys::of_visible(snapshot))
 }
 
 /// The `describe_schema` text: a line saying how many relations are shown, then the same
@@ -84,7 +86,11 @@ pub fn describe(snapshot: &Snapshot, filter: Option<&str>) -> String {
     };
     if !shown.is_empty() {
         out.push('\n');
-        out.push_str(&render(snapshot, &shown));
+        out.push_str(&render(
+            snapshot,
+            &shown,
+            &InferredKeys::of_visible(snapshot),
+        ));
     }
     out
 }
@@ -153,19 +159,83 @@ pub fn routing_summary(snapshot: &Snapshot, max_chars: usize) -> String {
 /// The relations to show, sorted by schema and name, without partitions (their parent stands
 /// for them).
 fn visible_relations(snapshot: &Snapshot) -> Vec<&Relation> {
+    visible_indices(snapshot)
+        .into_iter()
+        .map(|i| &snapshot.relations[i])
+        .collect()
+}
+
+/// [`visible_relations`] as indices into `snapshot.relations`.
+fn visible_indices(snapshot: &Snapshot) -> Vec<usize> {
     let partitions: HashSet<(&str, &str)> = snapshot
         .relations
         .iter()
         .flat_map(|r| r.partitions.iter().flatten())
         .map(|p| (p.schema.as_str(), p.name.as_str()))
         .collect();
-    let mut relations: Vec<&Relation> = snapshot
-        .relations
-        .iter()
-        .filter(|r| !partitions.contains(&(r.schema.as_str(), r.name.as_str())))
+    let mut relations: Vec<usize> = (0..snapshot.relations.len())
+        .filter(|&i| {
+            let r = &snapshot.relations[i];
+            !partitions.contains(&(r.schema.as_str(), r.name.as_str()))
+        })
         .collect();
-    relations.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+    relations.sort_by(|&a, &b| {
+        let (a, b) = (&snapshot.relations[a], &snapshot.relations[b]);
+        (&a.schema, &a.name).cmp(&(&b.schema, &b.name))
+    });
     relations
+}
+
+/// The keys the schema text shows although no foreign key declares them
+/// ([`crate::linking::graph::inferred_keys`]): `(schema, table)` → column → the
+/// `schema.table` and the `schema.table(column)` it joins.
+#[derive(Debug, Default)]
+pub(crate) struct InferredKeys(HashMap<(String, String), HashMap<String, (String, String)>>);
+
+impl InferredKeys {
+    /// The inferred keys among `docs` (indices into `snapshot.relations`, partitions left out).
+    pub(crate) fn of(snapshot: &Snapshot, docs: &[usize]) -> InferredKeys {
+        let inferred = crate::linking::graph::inferred_keys(snapshot, docs);
+        InferredKeys::from_inferred(snapshot, docs, &inferred)
+    }
+
+    /// From [`crate::linking::graph::inferred_keys`]' result for `docs`.
+    pub(crate) fn from_inferred(
+        snapshot: &Snapshot,
+        docs: &[usize],
+        inferred: &[Vec<(usize, usize)>],
+    ) -> InferredKeys {
+        let mut keys: HashMap<(String, String), HashMap<String, (String, String)>> = HashMap::new();
+        for (doc, inferred) in inferred.iter().enumerate() {
+            let relation = &snapshot.relations[docs[doc]];
+            for &(column, target) in inferred {
+                let column = &relation.columns[column].name;
+                let target = &snapshot.relations[docs[target]];
+                keys.entry((relation.schema.clone(), relation.name.clone()))
+                    .or_default()
+                    .insert(
+                        column.clone(),
+                        (
+                            format!("{}.{}", target.schema, target.name),
+                            format!("{}.{}({column})", target.schema, target.name),
+                        ),
+                    );
+            }
+        }
+        InferredKeys(keys)
+    }
+
+    fn of_visible(snapshot: &Snapshot) -> InferredKeys {
+        InferredKeys::of(snapshot, &visible_indices(snapshot))
+    }
+
+    /// The `(schema.table, schema.table(column))` a column joins by name.
+    fn get(&self, relation: &Relation, column: &str) -> Option<(&str, &str)> {
+        self.0
+            .get(&(relation.schema.clone(), relation.name.clone()))
+            .and_then(|columns| columns.get(column))
+            .map(|(table, target)| (table.as_str(), target.as_str()))
+    }
 }
 
 fn matches_filter(relation: &Relation, needle: &str) -> bool {
@@ -260,7 +330,7 @@ fn element_type(data_type: &str) -> &str {
 
 /// The rendering of `relations` (already sorted) with the schema comments and the types they
 /// use.
-pub(crate) fn render(snapshot: &Snapshot, relations: &[&Relation]) -> String {
+pub(crate) fn render(snapshot: &Snapshot, relations: &[&Relation], keys: &InferredKeys) -> String {
     let types = TypeIndex::new(snapshot);
     let mut out = String::new();
 
@@ -300,12 +370,17 @@ pub(crate) fn render(snapshot: &Snapshot, relations: &[&Relation]) -> String {
     }
 
     for relation in relations {
-        render_relation(&mut out, relation, &types);
+        render_relation(&mut out, relation, &types, keys);
     }
     out
 }
 
-fn render_relation(out: &mut String, relation: &Relation, types: &TypeIndex<'_>) {
+fn render_relation(
+    out: &mut String,
+    relation: &Relation,
+    types: &TypeIndex<'_>,
+    keys: &InferredKeys,
+) {
     let mut header = format!("{}.{} ({}", relation.schema, relation.name, relation.kind);
     if let Some(rows) = relation.row_estimate.filter(|r| *r >= 0) {
         let _ = write!(header, ", ~{}", counted(rows, "row", "rows"));
@@ -361,13 +436,23 @@ fn render_relation(out: &mut String, relation: &Relation, types: &TypeIndex<'_>)
             );
         }
         let fk = inline_fk.get(column.name.as_str());
+        let inferred = keys.get(relation, &column.name);
         if let Some((_, target)) = fk {
             let _ = write!(line, " -> {target}");
+        } else if let Some((_, target)) = inferred {
+            // no foreign key says so: the model must know it is the name that says it
+            let _ = write!(line, " -> {target} (by name)");
         }
+        let inferred = keys.get(relation, &column.name);
         let comment = column
             .comment
             .as_deref()
-            .filter(|c| !says_nothing(c, &column.name, fk.map(|(table, _)| table.as_str())))
+            .filter(|c| {
+                let table = fk
+                    .map(|(table, _)| table.as_str())
+                    .or(inferred.map(|k| k.0));
+                !says_nothing(c, &column.name, table)
+            })
             .map(|c| one_line(c, COLUMN_COMMENT_CHARS))
             .filter(|c| !c.is_empty());
         let values = column_values(column, types);
@@ -499,10 +584,27 @@ fn says_nothing(comment: &str, column: &str, fk_table: Option<&str>) -> bool {
     if said.is_empty() || said == words(column) {
         return true;
     }
+    // "References sales.customers", "Item (inventory.items)", "Employee (hr.employees)": the
+    // table the arrow shows, after words of the column's or the table's own name
     fk_table.is_some_and(|table| {
-        let mut references = vec!["references".to_string()];
-        references.extend(words(table));
-        said == references
+        let target = words(table);
+        let Some(before) = said
+            .len()
+            .checked_sub(target.len())
+            .filter(|&n| said[n..] == target[..])
+            .map(|n| &said[..n])
+        else {
+            return false;
+        };
+        let mut known = words(column);
+        known.push("references".to_string());
+        for word in &target {
+            known.push(word.clone());
+            if let Some(singular) = word.strip_suffix('s') {
+                known.push(singular.to_string());
+            }
+        }
+        before.iter().all(|w| known.contains(w))
     })
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::snapshot::{Partition, Schema};
+use crate::snapshot::{KeyConstraint, Partition, Schema};
 
 use crate::snapshot::tests::sample;
 
@@ -211,9 +211,115 @@ fn comments_that_repeat_the_line_are_dropped() {
         None
     ));
     assert!(!says_nothing("Line number", "line_no", None));
+    assert!(says_nothing(
+        "Item (inventory.items)",
+        "item_id",
+        Some("inventory.items")
+    ));
+    assert!(says_nothing(
+        "Employee (hr.employees)",
+        "emp_id",
+        Some("hr.employees")
+    ));
+    assert!(!says_nothing(
+        "Approving manager (hr.employees)",
+        "approver_id",
+        Some("hr.employees")
+    ));
+    assert!(!says_nothing(
+        "Item (inventory.items)",
+        "item_id",
+        Some("inventory.lots")
+    ));
     assert!(!says_nothing(
         "Sales order (sales.sales_orders)",
         "so_id",
         None
     ));
+}
+
+/// A table with a `journal_id` primary key, and tables that carry the key without a foreign
+/// key: the schema text shows the join on the column, said to come from the name; a column of
+/// another type, a bare `id`, a key two tables share and a declared foreign key get no such
+/// arrow.
+#[test]
+fn keys_inferred_by_name_are_shown_on_their_column() {
+    let mut snapshot = sample();
+    let template = snapshot
+        .relations
+        .iter()
+        .find(|r| r.name == "audit_log")
+        .cloned()
+        .expect("sample has ops.audit_log");
+    let column = |name: &str, data_type: &str| Column {
+        name: name.into(),
+        data_type: data_type.into(),
+        nullable: false,
+        ..template.columns[0].clone()
+    };
+    let table = |name: &str, columns: Vec<Column>, pk: Option<&str>| Relation {
+        schema: "ledger".into(),
+        name: name.into(),
+        columns,
+        primary_key: pk.map(|c| KeyConstraint {
+            name: format!("{name}_pkey"),
+            columns: vec![c.into()],
+            comment: None,
+        }),
+        foreign_keys: Vec::new(),
+        ..template.clone()
+    };
+    snapshot.relations.push(table(
+        "journals",
+        vec![column("journal_id", "bigint"), column("posted_on", "date")],
+        Some("journal_id"),
+    ));
+    snapshot.relations.push(table(
+        "journal_lines",
+        vec![
+            column("line_id", "bigint"),
+            column("journal_id", "bigint"),
+            column("amount", "numeric"),
+        ],
+        Some("line_id"),
+    ));
+    snapshot.relations.push(table(
+        "journal_notes",
+        vec![column("id", "bigint"), column("journal_id", "text")],
+        Some("id"),
+    ));
+    let text = render_schema(&snapshot);
+    assert!(
+        text.contains("\n  journal_id bigint NOT NULL -> ledger.journals(journal_id) (by name)\n"),
+        "{text}"
+    );
+    // another type is no key; the owner's own key is not a reference to itself
+    let notes = text
+        .split("ledger.journal_notes")
+        .nth(1)
+        .and_then(|rest| rest.split("\nledger.").next())
+        .unwrap_or_default();
+    assert!(notes.contains("\n  journal_id text NOT NULL"), "{text}");
+    assert!(!notes.contains("->"), "{text}");
+    assert!(text.contains("\n  journal_id bigint PK\n"), "{text}");
+    assert_eq!(text.matches("(by name)").count(), 1, "{text}");
+    // a declared foreign key is shown as such, never as inferred
+    assert!(
+        text.contains("\n  customer_id bigint NOT NULL -> shop.customers(id)\n"),
+        "{text}"
+    );
+
+    // a second table keyed by `journal_id`: the name no longer says which one the lines join
+    snapshot.relations.push(table(
+        "journal_archive",
+        vec![column("journal_id", "bigint")],
+        Some("journal_id"),
+    ));
+    let text = render_schema(&snapshot);
+    assert!(
+        text.contains("\n  line_id bigint PK\n  journal_id bigint NOT NULL\n"),
+        "{text}"
+    );
+    // and a table's own key is never a reference to the other one
+    assert_eq!(text.matches("\n  journal_id bigint PK\n").count(), 2, "{text}");
 }
