@@ -229,12 +229,10 @@ impl InferredKeys {
         InferredKeys::of(snapshot, &visible_indices(snapshot))
     }
 
-    /// The `(schema.table, schema.table(column))` a column joins by name.
-    fn get(&self, relation: &Relation, column: &str) -> Option<(&str, &str)> {
+    /// Per column of `relation`, the `(schema.table, schema.table(column))` it joins by name.
+    fn of_relation(&self, relation: &Relation) -> Option<&HashMap<String, (String, String)>> {
         self.0
             .get(&(relation.schema.clone(), relation.name.clone()))
-            .and_then(|columns| columns.get(column))
-            .map(|(table, target)| (table.as_str(), target.as_str()))
     }
 }
 
@@ -420,6 +418,7 @@ fn render_relation(
         }
     }
 
+    let inferred_here = keys.of_relation(relation);
     for column in &relation.columns {
         let mut line = format!("  {} {}", column.name, column.data_type);
         let single_pk = pk.len() == 1 && pk[0] == column.name;
@@ -436,14 +435,15 @@ fn render_relation(
             );
         }
         let fk = inline_fk.get(column.name.as_str());
-        let inferred = keys.get(relation, &column.name);
+        let inferred = inferred_here
+            .and_then(|columns| columns.get(&column.name))
+            .map(|(table, target)| (table.as_str(), target.as_str()));
         if let Some((_, target)) = fk {
             let _ = write!(line, " -> {target}");
         } else if let Some((_, target)) = inferred {
             // no foreign key says so: the model must know it is the name that says it
             let _ = write!(line, " -> {target} (by name)");
         }
-        let inferred = keys.get(relation, &column.name);
         let comment = column
             .comment
             .as_deref()

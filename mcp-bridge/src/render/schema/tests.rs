@@ -321,5 +321,9 @@ fn keys_inferred_by_name_are_shown_on_their_column() {
         "{text}"
     );
     // and a table's own key is never a reference to the other one
-    assert_eq!(text.matches("\n  journal_id bigint PK\n").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("\n  journal_id bigint PK\n").count(),
+        2,
+        "{text}"
+    );
 }
