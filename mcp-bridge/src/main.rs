@@ -97,7 +97,9 @@ struct EvalArgs {
     #[arg(long, value_name = "DIR", default_value = "target/eval")]
     out: PathBuf,
     /// Run the context stage with the configured model's table selection (where the lexical
-    /// evidence is weak), so recall is the pipeline's with the model; needs OPENAI_API_KEY
+    /// evidence is weak), so recall is the pipeline's with the model, and route every phrasing
+    /// as the pipeline does with no database named (the model asked where lexical routing does
+    /// not decide); needs OPENAI_API_KEY
     #[arg(long)]
     with_model: bool,
     /// Also run every phrasing through the whole pipeline with the model and score it by

@@ -366,3 +366,169 @@ async fn context_with_model_shows_the_selection() {
     assert_eq!(v["reasons"][0], "selected");
     assert!(v["model_tokens"]["input"].as_u64().unwrap() > 0, "{v}");
 }
+
+/// `eval --with-model` routes every phrasing as the pipeline does with no database named, and
+/// counts each outcome apart: lexical routing deciding (no call), the model's right and wrong
+/// choices, `AMBIGUOUS_QUERY` listing the right database or not, and a failed call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_with_model_routes_as_the_pipeline_does() {
+    // (question, database, sql, what the model answers to the routing request)
+    let cases: &[(&str, &str, &str, Option<serde_json::Value>)] = &[
+        (
+            "How many urgent support tickets are still open?",
+            "nlq_medium",
+            "SELECT count(*) FROM crm.support_tickets",
+            None, // lexical routing decides: no call
+        ),
+        (
+            "How many work orders are in progress right now?",
+            "nlq_large",
+            "SELECT count(*) FROM mfg.work_orders",
+            Some(json!({"database": "nlq_large", "candidates": ["nlq_large"],
+                        "reason": "manufacturing"})),
+        ),
+        (
+            "Which warehouses do we have and in which city is each?",
+            "nlq_large",
+            "SELECT count(*) FROM inventory.warehouses",
+            Some(
+                json!({"database": "nlq_medium", "candidates": ["nlq_medium"],
+                        "reason": "logistics"}),
+            ),
+        ),
+        (
+            "How many customers are there?",
+            "nlq_small",
+            "SELECT count(*) FROM customers",
+            Some(json!({"database": null,
+                        "candidates": ["nlq_medium", "nlq_small", "nlq_large"],
+                        "reason": "every database has customers"})),
+        ),
+        (
+            "How many customers didn't give us a phone number?",
+            "nlq_small",
+            "SELECT count(*) FROM customers WHERE phone IS NULL",
+            Some(
+                json!({"database": null, "candidates": ["nlq_medium", "nlq_nowhere"],
+                        "reason": "retail"}),
+            ),
+        ),
+        (
+            "How many orders were placed in 2024?",
+            "nlq_small",
+            "SELECT count(*) FROM orders",
+            None, // the call fails (below)
+        ),
+    ];
+    let answers: std::collections::HashMap<String, Option<serde_json::Value>> = cases
+        .iter()
+        .map(|(q, _, _, a)| (q.to_string(), a.clone()))
+        .collect();
+    let model = ScriptedOpenAi::with_responder(move |r| {
+        let question = block_of(&r.messages_text, "question");
+        match r.schema_name.as_str() {
+            "table_selection" => Reply::Json(json!({"tables": [], "reason": "none"})),
+            "database_choice" => match answers.get(&question) {
+                Some(Some(answer)) => Reply::Json(answer.clone()),
+                Some(None) if question.starts_with("How many orders") => Reply::Status(
+                    401,
+                    scripted_openai::error_body("bad key", "invalid_api_key"),
+                ),
+                _ => Reply::Status(
+                    500,
+                    json!({"error": {"message": format!("no routing call expected: {question}")}}),
+                ),
+            },
+            other => Reply::Status(500, json!({"error": {"message": format!("{other}?")}})),
+        }
+    })
+    .await;
+    let dir = common::TempDir::new("eval-routing");
+    let config = dir.write(
+        "bridge.toml",
+        &config_toml_with(
+            Some(&model.base_url()),
+            &["nlq_small", "nlq_medium", "nlq_large"],
+            "",
+        ),
+    );
+    let lines: String = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (q, db, sql, _))| {
+            json!({"id": format!("R{i}"), "question": q, "database": db, "sql": sql}).to_string()
+                + "\n"
+        })
+        .collect();
+    let cases_path = dir.write("cases.jsonl", &lines);
+    let out_dir = dir.path().join("out");
+    let out = tokio::task::block_in_place(|| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pg-nlq-bridge"));
+        cmd.args(["eval", "--with-model", "--config", config.to_str().unwrap()])
+            .args(["--cases", cases_path.to_str().unwrap()])
+            .args(["--out", out_dir.to_str().unwrap()]);
+        for var in common::CONFIG_ENV_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.output().expect("run pg-nlq-bridge")
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    let routing = |id: &str| -> serde_json::Value {
+        report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .map(|r| r["pipeline_routing"].clone())
+            .unwrap_or_else(|| panic!("no result for {id}"))
+    };
+    assert_eq!(routing("R0")["by"], "lexical", "{}", routing("R0"));
+    assert_eq!(routing("R0")["database"], "nlq_medium");
+    assert_eq!(routing("R0")["tokens"], 0);
+    assert_eq!(routing("R1")["by"], "model", "{}", routing("R1"));
+    assert_eq!(routing("R1")["database"], "nlq_large");
+    assert!(routing("R1")["tokens"].as_u64().unwrap() > 0);
+    assert_eq!(routing("R2")["database"], "nlq_medium");
+    assert!(routing("R3")["database"].is_null());
+    // the model's candidates, in its order, as the AMBIGUOUS_QUERY error lists them
+    assert_eq!(
+        routing("R3")["candidates"],
+        json!(["nlq_medium", "nlq_small", "nlq_large"])
+    );
+    // a name that is no database is not listed
+    assert_eq!(routing("R4")["candidates"], json!(["nlq_medium"]));
+    let failure = routing("R5")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(failure.starts_with("LLM_ERROR: "), "{failure}");
+    let figures = &report["pipeline_routing"][0];
+    assert_eq!(figures["language"], "en");
+    assert_eq!(figures["cases"], 6);
+    assert_eq!(figures["right"], 2, "{figures}");
+    assert_eq!(figures["right_lexical"], 1, "{figures}");
+    assert_eq!(figures["wrong"], 1, "{figures}");
+    assert_eq!(figures["ambiguous_listing_right"], 1, "{figures}");
+    assert_eq!(figures["ambiguous_without_right"], 1, "{figures}");
+    assert_eq!(figures["failed"], 1, "{figures}");
+    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("## Routing as the pipeline routes, with the model"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| en | 6 | 2 | 1 | 1 | 1 | 1 | 1 | 0.333 |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("with the model), no database named, en phrasings: accuracy 0.333"),
+        "{summary}"
+    );
+}

@@ -7,7 +7,8 @@
 //! budget; a case is recalled (strict) when every gold relation is in it. Cases whose gold the
 //! bridge role cannot see (validation refused, or a gold relation missing from the role's
 //! snapshot) are counted apart as `excluded`, not as misses: no context could show them. The
-//! routing is asked with no database named, among every configured database. The report
+//! routing is asked with no database named, among every configured database (with a model,
+//! `--with-model`, also as the pipeline routes: [`offline::Estate::route_with_model`]). The report
 //! (`report.json`) is rewritten after each case, and a run over the same `--out` skips the
 //! cases it already holds (resumable); `summary.md` is written at the end.
 
@@ -71,9 +72,13 @@ pub struct CaseResult {
     /// (`None`: no selection call was made for this question).
     #[serde(default)]
     pub selected: Option<Vec<String>>,
-    /// With a model: tokens of the selection call.
+    /// With a model: tokens of the selection and routing calls.
     #[serde(default)]
     pub model_tokens: u64,
+    /// With a model: the routing as the pipeline routes, no database named (lexical routing
+    /// when it decides, else the model, else `AMBIGUOUS_QUERY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_routing: Option<offline::PipelineRouting>,
 }
 
 /// Figures for one group of results.
@@ -124,6 +129,28 @@ pub struct RoutingFigures {
     pub decided_right: usize,
 }
 
+/// Routing as the pipeline routes, with the model (`eval --with-model`), over all cases of a
+/// language.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PipelineRoutingFigures {
+    pub language: String,
+    pub cases: usize,
+    /// The right database chosen.
+    pub right: usize,
+    /// Of those, by lexical routing (no model call).
+    pub right_lexical: usize,
+    /// Chosen, and wrong.
+    pub wrong: usize,
+    /// `AMBIGUOUS_QUERY` listing the right database among its candidates.
+    pub ambiguous_listing_right: usize,
+    /// `AMBIGUOUS_QUERY` without it.
+    pub ambiguous_without_right: usize,
+    /// Another failure (the model unreachable, a malformed reply).
+    pub failed: usize,
+    /// `right / cases`.
+    pub accuracy: f64,
+}
+
 /// `report.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Report {
@@ -133,6 +160,9 @@ pub struct Report {
     pub results: Vec<CaseResult>,
     pub groups: Vec<Group>,
     pub routing: Vec<RoutingFigures>,
+    /// With a model: routing as the pipeline routes ([`CaseResult::pipeline_routing`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pipeline_routing: Vec<PipelineRoutingFigures>,
     pub mean_link_ms: f64,
     /// Whether the context stage's model-assisted table selection ran (`eval --with-model`);
     /// a report of the other kind is not resumed.
@@ -188,6 +218,34 @@ fn group(database: &str, level: &str, language: &str, results: &[&CaseResult]) -
     }
 }
 
+fn pipeline_routing_figures(
+    language: &str,
+    routed: &[(&CaseResult, &offline::PipelineRouting)],
+) -> PipelineRoutingFigures {
+    let count = |f: &dyn Fn(&CaseResult, &offline::PipelineRouting) -> bool| {
+        routed.iter().filter(|(r, p)| f(r, p)).count()
+    };
+    let right = count(&|r, p| p.database.as_deref() == Some(r.database.as_str()));
+    PipelineRoutingFigures {
+        language: language.to_string(),
+        cases: routed.len(),
+        right,
+        right_lexical: count(&|r, p| {
+            p.database.as_deref() == Some(r.database.as_str())
+                && p.by == Some(crate::pipeline::resolve::RoutedBy::Lexical)
+        }),
+        wrong: count(&|r, p| p.database.as_ref().is_some_and(|d| *d != r.database)),
+        ambiguous_listing_right: count(&|r, p| {
+            p.database.is_none() && p.error.is_none() && p.candidates.contains(&r.database)
+        }),
+        ambiguous_without_right: count(&|r, p| {
+            p.database.is_none() && p.error.is_none() && !p.candidates.contains(&r.database)
+        }),
+        failed: count(&|_, p| p.error.is_some()),
+        accuracy: right as f64 / routed.len().max(1) as f64,
+    }
+}
+
 impl Report {
     /// Recomputes the groups and routing figures from the results.
     pub fn summarise(&mut self) {
@@ -207,8 +265,11 @@ impl Report {
         for r in &self.results {
             by_language.entry(r.language.as_str()).or_default().push(r);
         }
+        // with one database (`--db`) there is nothing to route among: no routing figures
+        let routed = self.databases.len() > 1;
         self.routing = by_language
             .iter()
+            .filter(|_| routed)
             .map(|(language, rs)| {
                 let right = rs
                     .iter()
@@ -232,6 +293,17 @@ impl Report {
                         .filter(|r| r.decided.as_deref() == Some(r.database.as_str()))
                         .count(),
                 }
+            })
+            .collect();
+        self.pipeline_routing = by_language
+            .iter()
+            .filter(|_| routed)
+            .filter_map(|(language, rs)| {
+                let routed: Vec<(&CaseResult, &offline::PipelineRouting)> = rs
+                    .iter()
+                    .filter_map(|r| r.pipeline_routing.as_ref().map(|p| (*r, p)))
+                    .collect();
+                (!routed.is_empty()).then(|| pipeline_routing_figures(language, &routed))
             })
             .collect();
         self.mean_link_ms =
@@ -283,7 +355,13 @@ impl Report {
                 g.weak
             );
         }
-        let _ = writeln!(
+        if self.routing.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n## Routing, no database named\n\nOne database evaluated: no routing measured."
+            );
+        } else {
+            let _ = writeln!(
             s,
             "\n## Routing, no database named\n\nRight, wrong and undecided at the lexical margin ({}); \
              \"decided\" are the questions the pipeline routes without asking the model (a lead \
@@ -291,20 +369,47 @@ impl Report {
             crate::linking::route::MARGIN,
             crate::linking::route::DECIDE_MARGIN
         );
-        for r in &self.routing {
+            for r in &self.routing {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {:.3} | {} | {} |",
+                    r.language,
+                    r.cases,
+                    r.right,
+                    r.wrong,
+                    r.undecided,
+                    r.top1_right,
+                    r.accuracy,
+                    r.decided,
+                    r.decided_right
+                );
+            }
+        }
+        if !self.pipeline_routing.is_empty() {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {:.3} | {} | {} |",
-                r.language,
-                r.cases,
-                r.right,
-                r.wrong,
-                r.undecided,
-                r.top1_right,
-                r.accuracy,
-                r.decided,
-                r.decided_right
+                "\n## Routing as the pipeline routes, with the model\n\nNo database named: lexical \
+                 routing when it decides (a lead of {}), else the model's choice, else \
+                 `AMBIGUOUS_QUERY` with its candidates.\n\n| lang | cases | right | of which lexical | \
+                 wrong | ambiguous, right one listed | ambiguous, not listed | failed | accuracy |\n\
+                 |---|---:|---:|---:|---:|---:|---:|---:|---:|",
+                crate::linking::route::DECIDE_MARGIN
             );
+            for r in &self.pipeline_routing {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {:.3} |",
+                    r.language,
+                    r.cases,
+                    r.right,
+                    r.right_lexical,
+                    r.wrong,
+                    r.ambiguous_listing_right,
+                    r.ambiguous_without_right,
+                    r.failed,
+                    r.accuracy
+                );
+            }
         }
         s.push_str(&self.targets());
         let excluded: Vec<&CaseResult> = self
@@ -378,6 +483,20 @@ impl Report {
                 r.right,
                 r.cases,
                 met(r.accuracy >= 0.95)
+            );
+        }
+        for r in &self.pipeline_routing {
+            let _ = writeln!(
+                s,
+                "- routing as the pipeline routes (with the model), no database named, {} \
+                 phrasings: accuracy {:.3} ({}/{}; target ≥ 0.95: {}); {} more answered \
+                 AMBIGUOUS_QUERY listing the right database",
+                r.language,
+                r.accuracy,
+                r.right,
+                r.cases,
+                met(r.accuracy >= 0.95),
+                r.ambiguous_listing_right
             );
         }
         s
@@ -505,6 +624,10 @@ pub async fn run_context(
         };
         let link_ms = started.elapsed().as_secs_f64() * 1000.0;
         let routing = estate.route(question);
+        let pipeline_routing = match model {
+            Some(model) => Some(estate.route_with_model(question, settings, model).await),
+            None => None,
+        };
         let (gold, excluded) = match gold {
             Ok(g) => {
                 let unseen: Vec<&String> = g
@@ -553,7 +676,9 @@ pub async fn run_context(
             weakness: context.weakness,
             strength: context.strength,
             selected: context.selection.as_ref().map(|s| s.chosen.clone()),
-            model_tokens: context.model_tokens.map_or(0, |t| t.total()),
+            model_tokens: context.model_tokens.map_or(0, |t| t.total())
+                + pipeline_routing.as_ref().map_or(0, |p| p.tokens),
+            pipeline_routing,
         });
         write_report(&report_path, &report)?;
         bar.inc(1);
@@ -563,4 +688,61 @@ pub async fn run_context(
     write_report(&report_path, &report)?;
     write_atomically(&out.join("summary.md"), &report.markdown())?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(database: &str, routed: Option<&str>) -> CaseResult {
+        CaseResult {
+            key: format!("X-{database}:en"),
+            id: format!("X-{database}"),
+            database: database.into(),
+            level: "simple".into(),
+            language: "en".into(),
+            question: "q".into(),
+            gold: vec![],
+            excluded: None,
+            recalled: true,
+            missing: vec![],
+            relations: vec![],
+            whole: true,
+            prompt_tokens: 10,
+            schema_tokens: 5,
+            routed: routed.map(str::to_string),
+            routed_top: routed.map(str::to_string),
+            decided: None,
+            routing: vec![],
+            link_ms: 0.0,
+            weakness: None,
+            strength: None,
+            selected: None,
+            model_tokens: 0,
+            pipeline_routing: None,
+        }
+    }
+
+    /// With one database evaluated (`--db`) every question is "routed" to it: that is no
+    /// routing figure, and no target can be met by it.
+    #[test]
+    fn one_database_gives_no_routing_figures() {
+        let mut report = Report {
+            databases: vec!["a".into()],
+            results: vec![result("a", Some("a"))],
+            ..Report::default()
+        };
+        report.summarise();
+        assert!(report.routing.is_empty());
+        let text = report.markdown();
+        assert!(text.contains("One database evaluated: no routing measured."), "{text}");
+        assert!(!text.contains("routing, no database named"), "{text}");
+
+        report.databases.push("b".into());
+        report.results.push(result("b", Some("a")));
+        report.summarise();
+        assert_eq!(report.routing.len(), 1);
+        assert_eq!((report.routing[0].right, report.routing[0].wrong), (1, 1));
+        assert!(report.markdown().contains("accuracy 0.500 (1/2"));
+    }
 }

@@ -6,14 +6,16 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::answer::ErrorCode;
 use crate::answer::Validation;
 use crate::error::BridgeError;
 use crate::linking::route::{route, Candidate, Target};
 use crate::linking::{LinkedContext, Reason, TokenCounter};
 use crate::llm::{ChatModel, TokenUsage};
 use crate::pipeline::context::SelectionReport;
+use crate::pipeline::resolve::{route_among, Choice, RoutedBy};
 use crate::registry::{Cached, Database, Registry};
 use crate::settings::Settings;
 use crate::snapshot::Snapshot;
@@ -55,6 +57,24 @@ pub async fn load(settings: &Settings, only: Option<&str>) -> Result<Vec<Loaded>
         }));
     }
     Ok(out)
+}
+
+/// A question routed as the pipeline routes it with no database named
+/// ([`Estate::route_with_model`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PipelineRouting {
+    /// How a database was chosen; `None` when none was.
+    pub by: Option<RoutedBy>,
+    pub database: Option<String>,
+    /// With `AMBIGUOUS_QUERY`: the databases it lists, most likely first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
+    /// Any other failure (`CODE: message`), such as the model unreachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Tokens of the routing call (0 when lexical routing decided).
+    #[serde(default)]
+    pub tokens: u64,
 }
 
 /// How the database was chosen.
@@ -272,6 +292,44 @@ impl<'a> Estate<'a> {
         report.selection = selection;
         report.model_tokens = Some(ctx.tokens());
         Ok(report)
+    }
+
+    /// Routes `question`, no database named, as the pipeline does ([`route_among`]: lexical
+    /// routing when it decides, else the model, else `AMBIGUOUS_QUERY`), through `model`.
+    pub async fn route_with_model(
+        &self,
+        question: &str,
+        settings: &Settings,
+        model: &dyn ChatModel,
+    ) -> PipelineRouting {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let ctx = crate::pipeline::Ctx::new(settings, model, &cancel);
+        let choices: Vec<Choice<'_>> = self
+            .loaded
+            .iter()
+            .map(|l| Choice {
+                name: &l.name,
+                description: l.description.as_deref(),
+                cached: &l.cached,
+            })
+            .collect();
+        let mut routing = match route_among(&ctx, question, &choices).await {
+            Ok(routed) => PipelineRouting {
+                by: Some(routed.by),
+                database: Some(routed.database),
+                ..PipelineRouting::default()
+            },
+            Err(e) if e.code == ErrorCode::AmbiguousQuery => PipelineRouting {
+                candidates: e.candidates,
+                ..PipelineRouting::default()
+            },
+            Err(e) => PipelineRouting {
+                error: Some(format!("{}: {}", e.code.as_str(), e.message)),
+                ..PipelineRouting::default()
+            },
+        };
+        routing.tokens = ctx.tokens().total();
+        routing
     }
 
     /// What the pipeline's context stage builds for `question` in the `index`th database, at

@@ -75,44 +75,100 @@ async fn choose(
     if let [(d, _)] = named.as_slice() {
         return Ok(d.clone());
     }
-    // lexical routing: taken when one database leads by far (`route::DECIDE_MARGIN`)
-    let targets: Vec<Target<'_>> = ready
+    let choices: Vec<Choice<'_>> = ready
         .iter()
-        .map(|(d, c)| Target {
+        .map(|(d, c)| Choice {
             name: &d.name,
             description: d.description.as_deref(),
-            linker: &c.linker,
+            cached: c,
+        })
+        .collect();
+    let routed = route_among(ctx, question, &choices).await?;
+    Ok(ready[routed.index].0.clone())
+}
+
+/// A database to route among: its name, description and schema.
+pub struct Choice<'a> {
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub cached: &'a Cached,
+}
+
+/// How [`route_among`] chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutedBy {
+    /// Lexical routing decided (a lead of `route::DECIDE_MARGIN`).
+    Lexical,
+    /// The model chose.
+    Model,
+}
+
+/// The database [`route_among`] chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    /// Its position among the choices.
+    pub index: usize,
+    pub database: String,
+    pub by: RoutedBy,
+}
+
+/// Routes a question among several databases as the pipeline does: the one lexical routing
+/// has decided on, else the model's choice among them shown best-ranked first, else
+/// `AMBIGUOUS_QUERY` with the model's candidates (or the ranked ones) and the scores in its
+/// detail. `pg-nlq-bridge eval --with-model` measures routing through this same function.
+pub async fn route_among(
+    ctx: &Ctx<'_>,
+    question: &str,
+    choices: &[Choice<'_>],
+) -> Result<Routed, ToolError> {
+    // lexical routing: taken when one database leads by far (`route::DECIDE_MARGIN`)
+    let targets: Vec<Target<'_>> = choices
+        .iter()
+        .map(|c| Target {
+            name: c.name,
+            description: c.description,
+            linker: &c.cached.linker,
         })
         .collect();
     let routing = route(question, &targets);
+    let position = |name: &str| choices.iter().position(|c| c.name == name);
     if let Some(chosen) = &routing.decided {
-        if let Some((d, _)) = ready.iter().find(|(d, _)| &d.name == chosen) {
-            tracing::debug!(database = %d.name, candidates = ?routing.candidates, "routed lexically");
-            return Ok(d.clone());
+        if let Some(index) = position(chosen) {
+            tracing::debug!(database = %chosen, candidates = ?routing.candidates, "routed lexically");
+            return Ok(Routed {
+                index,
+                database: chosen.clone(),
+                by: RoutedBy::Lexical,
+            });
         }
     }
     // else the model, shown the databases best-ranked first
-    let ranked: Vec<&(Arc<Database>, Arc<Cached>)> = routing
+    let ranked: Vec<&Choice<'_>> = routing
         .candidates
         .iter()
-        .filter_map(|c| ready.iter().find(|(d, _)| d.name == c.database))
+        .filter_map(|c| choices.iter().find(|d| d.name == c.database))
         .collect();
-    let choices: Vec<DatabaseChoice<'_>> = ranked
+    let shown: Vec<DatabaseChoice<'_>> = ranked
         .iter()
-        .map(|(d, c)| DatabaseChoice {
-            name: &d.name,
-            description: d.description.as_deref(),
-            summary: &c.summary,
+        .map(|c| DatabaseChoice {
+            name: c.name,
+            description: c.description,
+            summary: &c.cached.summary,
         })
         .collect();
     let reply = ctx
-        .complete(prompts::route_request(question, &choices))
+        .complete(prompts::route_request(question, &shown))
         .await?;
     let route = prompts::parse_route(&reply.content)?;
-    let names: Vec<String> = ranked.iter().map(|(d, _)| d.name.clone()).collect();
+    let names: Vec<String> = ranked.iter().map(|c| c.name.to_string()).collect();
     if let Some(choice) = &route.database {
-        if let Some((d, _)) = ready.iter().find(|(d, _)| &d.name == choice) {
-            return Ok(d.clone());
+        if let Some(index) = position(choice) {
+            return Ok(Routed {
+                index,
+                database: choice.clone(),
+                by: RoutedBy::Model,
+            });
         }
     }
     let mut candidates: Vec<String> = route
