@@ -692,7 +692,25 @@ async fn a_database_that_comes_up_later_is_picked_up_by_the_retry() {
     let bridge = start(settings_from(&text)).await;
     let list = bridge.list_databases().await;
     assert_eq!(list[0].status.as_str(), "unavailable", "{list:?}");
-    scratch_db(db, "CREATE TABLE arrived (id int)").await;
+    // The database arrives whole: built under another name, then renamed. Created in place,
+    // a retry could find it before its `CREATE EXTENSION` (extension_missing, which is never
+    // retried, by design §2.1) and the test would fail by its own race.
+    let building = format!("{db}_building");
+    drop(scratch_db(&building, "CREATE TABLE arrived (id int)").await);
+    let mut renamed = Err(String::new());
+    for _ in 0..50 {
+        // the dropped session may take a moment to end
+        renamed = pg("postgres")
+            .await
+            .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {db}"))
+            .await
+            .map_err(|e| e.to_string());
+        if renamed.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    renamed.unwrap_or_else(|e| panic!("rename {building}: {e}"));
     let mut ready = false;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -704,6 +722,49 @@ async fn a_database_that_comes_up_later_is_picked_up_by_the_retry() {
     assert!(ready, "{:?}", bridge.list_databases().await);
     let schema = bridge.describe_schema(Some(db), None).await.unwrap();
     assert!(schema.contains("arrived"), "{schema}");
+    drop(bridge);
+    drop_db(db).await;
+}
+
+/// A database without pg_nlq is `extension_missing` and not retried in the background; once a
+/// DBA has installed the extension, the next request after the check interval uses it — no
+/// restart, no `refresh_schema` needed. Until then the error is answered from the state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_given_pg_nlq_later_is_used_by_the_next_request() {
+    let db = "nlq_bridge_ext_later";
+    drop_db(db).await;
+    pg("postgres")
+        .await
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    let text = format!(
+        "[database]\nfingerprint_check_interval_secs = 0.5\n\
+         [[servers]]\nurl = \"{} dbname=postgres\"\ndatabases = [\"{db}\"]\n",
+        bridge_dsn()
+    );
+    let bridge = start(settings_from(&text)).await;
+    let list = bridge.list_databases().await;
+    assert_eq!(list[0].status.as_str(), "extension_missing", "{list:?}");
+    let err = bridge.describe_schema(Some(db), None).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ExtensionMissing, "{err}");
+    assert!(err.message.contains("CREATE EXTENSION pg_nlq"), "{err}");
+
+    pg(db)
+        .await
+        .batch_execute(
+            "CREATE EXTENSION pg_nlq; CREATE TABLE installed_later (id int); \
+             GRANT SELECT ON installed_later TO nlq_bridge",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let schema = bridge
+        .describe_schema(Some(db), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(schema.contains("installed_later"), "{schema}");
+    assert_eq!(bridge.list_databases().await[0].status.as_str(), "ready");
     drop(bridge);
     drop_db(db).await;
 }

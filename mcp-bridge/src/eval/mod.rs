@@ -735,7 +735,10 @@ mod tests {
         report.summarise();
         assert!(report.routing.is_empty());
         let text = report.markdown();
-        assert!(text.contains("One database evaluated: no routing measured."), "{text}");
+        assert!(
+            text.contains("One database evaluated: no routing measured."),
+            "{text}"
+        );
         assert!(!text.contains("routing, no database named"), "{text}");
 
         report.databases.push("b".into());

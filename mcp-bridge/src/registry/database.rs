@@ -338,12 +338,22 @@ impl Database {
     /// it never was.
     pub async fn schema(&self, check_interval: Duration) -> Result<Arc<Cached>, ToolError> {
         let Some(cached) = self.ready() else {
-            if let Ok(State::ExtensionMissing(reason)) = self.state.read().as_deref() {
-                return Err(ToolError::new(
-                    ErrorCode::ExtensionMissing,
-                    reason.clone(),
-                    false,
-                ));
+            // Without pg_nlq a database is not retried in the background (a server's
+            // discovered databases may never have it), but a question asks again once the last
+            // look is `check_interval` old: a DBA who ran `CREATE EXTENSION pg_nlq` after the
+            // error need not restart the bridge.
+            let missing = match self.state.read().as_deref() {
+                Ok(State::ExtensionMissing(reason)) => Some(reason.clone()),
+                _ => None,
+            };
+            if let Some(reason) = missing {
+                let due = match self.last_check.lock() {
+                    Ok(last) => last.elapsed() >= check_interval,
+                    Err(_) => true,
+                };
+                if !due {
+                    return Err(ToolError::new(ErrorCode::ExtensionMissing, reason, false));
+                }
             }
             return self.load().await.map_err(|mut e| {
                 if e.code == ErrorCode::ConnectionError {
