@@ -161,8 +161,11 @@ pub async fn check_all(settings: &Settings, problems: &[String]) -> Report {
                 .join(", ")
         ));
     }
-    if usable == 0 {
+    if usable == 0 && out.errors == 0 {
         out.bad("no usable database: the bridge has nothing to answer from".into());
+    } else if usable == 0 {
+        // a consequence of the errors above, not one more problem to fix
+        out.warn("no usable database until the errors above are fixed".into());
     }
     out.text.push_str("model\n");
     check_model(settings, &mut out).await;

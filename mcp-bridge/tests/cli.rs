@@ -398,6 +398,42 @@ async fn check_config_reports_every_problem_in_one_run() {
     );
 }
 
+/// A server URL naming an unset variable is one problem, said once, with the fix: not also a
+/// missing `url`, a missing `[[servers]]` section and "no usable database" (a new DBA read
+/// four problems into one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unset_variable_in_the_server_url_is_one_problem() {
+    let c = Config::new(
+        "unset",
+        "[[servers]]\nname = \"local\"\nurl = \"${NLQ_TEST_UNSET_URL}\"\ndatabases = [\"nlq_small\"]\n",
+    );
+    let out = bridge(
+        &["check-config", "--config", c.path().to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(
+            "ERROR servers[0].url uses ${NLQ_TEST_UNSET_URL}, but NLQ_TEST_UNSET_URL is not set"
+        ),
+        "{stdout}"
+    );
+    for noise in [
+        "missing field",
+        "no PostgreSQL server configured",
+        "ERROR no usable",
+    ] {
+        assert!(!stdout.contains(noise), "{noise:?} in\n{stdout}\n{stderr}");
+    }
+    assert!(
+        stdout.contains("warn  no usable database until the errors above are fixed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 problem(s) to fix"), "{stdout}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_warns_of_a_database_the_role_sees_nothing_in() {
     drop_db("nlq_cli_empty").await;

@@ -23,6 +23,9 @@ pub(super) struct RawConfig {
     pub(super) http: RawHttp,
     #[serde(default)]
     pub(super) servers: Vec<RawServer>,
+    /// How many `[[servers]]` entries the file has, those that did not parse included.
+    #[serde(skip)]
+    pub(super) server_entries: usize,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -143,24 +146,33 @@ pub fn expand_vars(text: &str, env: &dyn Env, what: &str) -> Result<String, Brid
     Ok(out)
 }
 
+/// What expanding `${VAR}` found: the problems, and the paths (`servers[0].url`) of the
+/// strings left out because of them, so that what follows from leaving them out ("missing
+/// field `url`") is not reported again.
+#[derive(Debug, Default)]
+pub(super) struct Expansion {
+    pub problems: Vec<String>,
+    pub left_out: std::collections::HashSet<String>,
+}
+
 /// Expands `${VAR}` in every string under `value`; a string that cannot be expanded is
 /// recorded and left out (removed from its table or array), never used as written.
 pub(super) fn expand_value(
     value: &mut toml::Value,
     env: &dyn Env,
     path: &str,
-    problems: &mut Vec<String>,
+    found: &mut Expansion,
 ) {
     match value {
         toml::Value::Array(items) => {
             let mut i = 0usize;
             items.retain_mut(|item| {
-                let kept = expand_item(item, env, &format!("{path}[{i}]"), problems);
+                let kept = expand_item(item, env, &format!("{path}[{i}]"), found);
                 i += 1;
                 kept
             });
         }
-        toml::Value::Table(table) => expand_table(table, env, path, problems),
+        toml::Value::Table(table) => expand_table(table, env, path, found),
         _ => {}
     }
 }
@@ -170,7 +182,7 @@ pub(super) fn expand_table(
     table: &mut toml::Table,
     env: &dyn Env,
     path: &str,
-    problems: &mut Vec<String>,
+    found: &mut Expansion,
 ) {
     table.retain(|key, item| {
         let sub = if path.is_empty() {
@@ -178,7 +190,7 @@ pub(super) fn expand_table(
         } else {
             format!("{path}.{key}")
         };
-        expand_item(item, env, &sub, problems)
+        expand_item(item, env, &sub, found)
     });
 }
 
@@ -187,7 +199,7 @@ pub(super) fn expand_item(
     item: &mut toml::Value,
     env: &dyn Env,
     path: &str,
-    problems: &mut Vec<String>,
+    found: &mut Expansion,
 ) -> bool {
     match item {
         toml::Value::String(s) => match expand_vars(s, env, path) {
@@ -196,12 +208,13 @@ pub(super) fn expand_item(
                 true
             }
             Err(e) => {
-                problems.push(e.to_string());
+                found.problems.push(e.to_string());
+                found.left_out.insert(path.to_string());
                 false
             }
         },
         other => {
-            expand_value(other, env, path, problems);
+            expand_value(other, env, path, found);
             true
         }
     }
@@ -379,31 +392,43 @@ pub(super) fn section<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-/// The `[[servers]]` entries that parse; each malformed one recorded.
+/// The `[[servers]]` entries that parse, and how many entries the file has; each malformed
+/// one recorded, except a field missing only because its `${VAR}` could not be expanded
+/// (`left_out`: that problem is recorded already).
 pub(super) fn servers(
     table: &mut toml::Table,
     origin: &str,
+    left_out: &std::collections::HashSet<String>,
     problems: &mut Vec<String>,
-) -> Vec<RawServer> {
+) -> (Vec<RawServer>, usize) {
     let items = match table.remove("servers") {
-        None => return Vec::new(),
+        None => return (Vec::new(), 0),
         Some(toml::Value::Array(items)) => items,
         Some(_) => {
             problems.push(format!(
                 "{origin}: servers must be [[servers]] sections (an array of tables)"
             ));
-            return Vec::new();
+            return (Vec::new(), 1);
         }
     };
-    items
+    let entries = items.len();
+    let parsed = items
         .into_iter()
         .enumerate()
         .filter_map(|(i, item)| {
             item.try_into()
                 .map_err(|e: toml::de::Error| {
-                    problems.push(format!("{origin}: servers[{i}]: {}", e.message().trim()));
+                    let message = e.message().trim().to_string();
+                    let consequence = message
+                        .strip_prefix("missing field `")
+                        .and_then(|rest| rest.strip_suffix('`'))
+                        .is_some_and(|field| left_out.contains(&format!("servers[{i}].{field}")));
+                    if !consequence {
+                        problems.push(format!("{origin}: servers[{i}]: {message}"));
+                    }
                 })
                 .ok()
         })
-        .collect()
+        .collect();
+    (parsed, entries)
 }

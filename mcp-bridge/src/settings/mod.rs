@@ -305,16 +305,20 @@ impl Settings {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             config_error(format!("{origin} is not valid TOML: {}", e.message()))
         })?;
-        let mut problems = Vec::new();
-        expand_table(&mut table, env, "", &mut problems);
+        let mut expansion = Expansion::default();
+        expand_table(&mut table, env, "", &mut expansion);
+        let mut problems = expansion.problems;
         unknown_keys(&mut table, origin, &mut problems);
+        let (servers, server_entries) =
+            servers(&mut table, origin, &expansion.left_out, &mut problems);
         let raw = RawConfig {
             model: section(&mut table, "model", origin, &mut problems),
             pipeline: section(&mut table, "pipeline", origin, &mut problems),
             database: section(&mut table, "database", origin, &mut problems),
             context: section(&mut table, "context", origin, &mut problems),
             http: section(&mut table, "http", origin, &mut problems),
-            servers: servers(&mut table, origin, &mut problems),
+            servers,
+            server_entries,
         };
         let settings = Self::from_raw(raw, origin, env, &mut problems);
         Ok(Loaded { settings, problems })
@@ -561,7 +565,8 @@ impl Settings {
         };
 
         let mut servers = Vec::new();
-        let given = raw.servers.len();
+        // entries that did not parse count too: their problem is said, "no server" would not be
+        let given = raw.servers.len().max(raw.server_entries);
         for (i, s) in raw.servers.into_iter().enumerate() {
             let what = format!("servers[{i}].url");
             let connection = match DatabaseConfig::parse(&s.url, &what) {

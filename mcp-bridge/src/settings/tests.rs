@@ -48,6 +48,42 @@ fn variables_are_expanded() {
     assert!(loaded.settings.model.api_key.is_none());
 }
 
+/// A server URL whose variable is not set is one problem, said once: not also "missing field
+/// `url`" for the entry it was left out of, nor "no PostgreSQL server configured" for a file
+/// that has one. A field that is really missing is still said.
+#[test]
+fn an_unset_variable_in_a_server_url_is_one_problem() {
+    let text = "[[servers]]\nname = \"a\"\nurl = \"${NLQ_UNSET}\"\ndatabases = [\"x\"]\n";
+    let loaded = Settings::from_toml_all(text, "t", &env(&[])).unwrap();
+    assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.problems);
+    assert!(
+        loaded.problems[0].contains("servers[0].url uses ${NLQ_UNSET}"),
+        "{:?}",
+        loaded.problems
+    );
+    assert!(loaded.settings.servers.is_empty());
+
+    // the second entry has no url at all: that is its own problem
+    let text = format!("{text}[[servers]]\nname = \"b\"\ndatabases = [\"y\"]\n");
+    let loaded = Settings::from_toml_all(&text, "t", &env(&[])).unwrap();
+    assert_eq!(loaded.problems.len(), 2, "{:?}", loaded.problems);
+    assert!(
+        loaded.problems[1].contains("servers[1]: missing field `url`"),
+        "{:?}",
+        loaded.problems
+    );
+    // and a file without servers still says how to add one
+    let loaded = Settings::from_toml_all("[model]\nmodel = \"m\"\n", "t", &env(&[])).unwrap();
+    assert!(
+        loaded
+            .problems
+            .iter()
+            .any(|p| p.contains("no PostgreSQL server configured")),
+        "{:?}",
+        loaded.problems
+    );
+}
+
 #[test]
 fn environment_overrides() {
     let s = Settings::from_toml(
