@@ -347,12 +347,23 @@ impl Database {
                 _ => None,
             };
             if let Some(reason) = missing {
-                let due = match self.last_check.lock() {
-                    Ok(last) => last.elapsed() >= check_interval,
+                // the first caller to find the look due claims it (one look per interval,
+                // however many ask)
+                let claimed = match self.last_check.lock() {
+                    Ok(mut last) if last.elapsed() >= check_interval => {
+                        *last = Instant::now();
+                        true
+                    }
+                    Ok(_) => false,
                     Err(_) => true,
                 };
-                if !due {
-                    return Err(ToolError::new(ErrorCode::ExtensionMissing, reason, false));
+                if !claimed {
+                    // a look in flight decides: wait for it, and take what it found
+                    drop(self.loading.lock().await);
+                    return match self.ready() {
+                        Some(cached) => Ok(cached),
+                        None => Err(ToolError::new(ErrorCode::ExtensionMissing, reason, false)),
+                    };
                 }
             }
             return self.load().await.map_err(|mut e| {
