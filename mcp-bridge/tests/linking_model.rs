@@ -187,6 +187,31 @@ async fn model_selection_can_be_turned_off() {
     model.assert_done();
 }
 
+/// Runs `pg-nlq-bridge eval` with `extra` arguments (it must succeed) and reads its
+/// `report.json`.
+fn eval_report(
+    config: &std::path::Path,
+    cases: &std::path::Path,
+    out_dir: &std::path::Path,
+    extra: &[&str],
+) -> serde_json::Value {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pg-nlq-bridge"));
+    cmd.args(["eval", "--config", config.to_str().unwrap()])
+        .args(["--cases", cases.to_str().unwrap()])
+        .args(["--out", out_dir.to_str().unwrap()])
+        .args(extra);
+    for var in common::CONFIG_ENV_VARS {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().expect("run pg-nlq-bridge");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap()).unwrap()
+}
+
 /// The text of a request's `<tag>` block.
 fn block_of(text: &str, tag: &str) -> String {
     let open = format!("<{tag}>\n");
@@ -250,26 +275,11 @@ async fn eval_with_the_selection_step_recalls_chinese_questions() {
     );
     let out_dir = dir.path().join("out");
     let run = |with_model: bool| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pg-nlq-bridge"));
-        cmd.args(["eval", "--config", config.to_str().unwrap()])
-            .args(["--cases", cases_path.to_str().unwrap()])
-            .args(["--db", "nlq_large", "--out", out_dir.to_str().unwrap()]);
+        let mut args = vec!["--db", "nlq_large"];
         if with_model {
-            cmd.arg("--with-model");
+            args.push("--with-model");
         }
-        for var in common::CONFIG_ENV_VARS {
-            cmd.env_remove(var);
-        }
-        let out = cmd.output().expect("run pg-nlq-bridge");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
-                .unwrap();
-        report
+        eval_report(&config, &cases_path, &out_dir, &args)
     };
     let recall = |report: &serde_json::Value, language: &str| -> f64 {
         report["groups"]
@@ -462,24 +472,9 @@ async fn eval_with_model_routes_as_the_pipeline_does() {
         .collect();
     let cases_path = dir.write("cases.jsonl", &lines);
     let out_dir = dir.path().join("out");
-    let out = tokio::task::block_in_place(|| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pg-nlq-bridge"));
-        cmd.args(["eval", "--with-model", "--config", config.to_str().unwrap()])
-            .args(["--cases", cases_path.to_str().unwrap()])
-            .args(["--out", out_dir.to_str().unwrap()]);
-        for var in common::CONFIG_ENV_VARS {
-            cmd.env_remove(var);
-        }
-        cmd.output().expect("run pg-nlq-bridge")
+    let report = tokio::task::block_in_place(|| {
+        eval_report(&config, &cases_path, &out_dir, &["--with-model"])
     });
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
-            .unwrap();
     let routing = |id: &str| -> serde_json::Value {
         report["results"]
             .as_array()

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    bridge, bridge_dsn, config_toml_with, drop_db, pg, scratch_db, settings, settings_from, start,
-    TEST_API_KEY,
+    bridge, bridge_dsn, config_toml_with, drop_db, empty_db, pg, scratch_db, settings,
+    settings_from, start, TEST_API_KEY,
 };
 use mcp_bridge::answer::{ErrorCode, QueryRequest, ReturnMode, Stage};
 use mcp_bridge::bridge::Bridge;
@@ -732,12 +732,7 @@ async fn a_database_that_comes_up_later_is_picked_up_by_the_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_given_pg_nlq_later_is_used_by_the_next_request() {
     let db = "nlq_bridge_ext_later";
-    drop_db(db).await;
-    pg("postgres")
-        .await
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .await
-        .unwrap();
+    empty_db(db).await;
     let text = format!(
         "[database]\nfingerprint_check_interval_secs = 0.5\n\
          [[servers]]\nurl = \"{} dbname=postgres\"\ndatabases = [\"{db}\"]\n",

@@ -122,12 +122,7 @@ pub async fn pg(db: &str) -> tokio_postgres::Client {
 /// A fresh scratch database `db` with pg_nlq, whose tables in `public` the bridge role may
 /// read, after running `setup` in it; drop it with [`drop_db`].
 pub async fn scratch_db(db: &str, setup: &str) -> tokio_postgres::Client {
-    drop_db(db).await;
-    pg("postgres")
-        .await
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .await
-        .unwrap();
+    empty_db(db).await;
     let client = pg(db).await;
     client
         .batch_execute(&format!(
@@ -137,6 +132,16 @@ pub async fn scratch_db(db: &str, setup: &str) -> tokio_postgres::Client {
         .await
         .unwrap();
     client
+}
+
+/// A new database `db` (dropped first if it exists), without pg_nlq.
+pub async fn empty_db(db: &str) {
+    drop_db(db).await;
+    pg("postgres")
+        .await
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
 }
 
 /// Drops the database `db` if it exists, closing its sessions.
