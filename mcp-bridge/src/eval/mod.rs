@@ -362,13 +362,15 @@ impl Report {
             );
         } else {
             let _ = writeln!(
-            s,
-            "\n## Routing, no database named\n\nRight, wrong and undecided at the lexical margin ({}); \
-             \"decided\" are the questions the pipeline routes without asking the model (a lead \
-             of {}), the others go to the model.\n\n| lang | cases | right | wrong | undecided | top-1 right | accuracy | decided | decided right |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-            crate::linking::route::MARGIN,
-            crate::linking::route::DECIDE_MARGIN
-        );
+                s,
+                "\n## Routing, no database named\n\nRight, wrong and undecided at the lexical \
+                 margin ({}); \"decided\" are the questions the pipeline routes without asking \
+                 the model (a lead of {}), the others go to the model.\n\n| lang | cases | right \
+                 | wrong | undecided | top-1 right | accuracy | decided | decided right |\n\
+                 |---|---:|---:|---:|---:|---:|---:|---:|---:|",
+                crate::linking::route::MARGIN,
+                crate::linking::route::DECIDE_MARGIN
+            );
             for r in &self.routing {
                 let _ = writeln!(
                     s,
